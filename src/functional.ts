@@ -1,0 +1,120 @@
+// The functional API, as torch.nn.functional and torch.* functions: each call applies one row
+// of the op table (recording it on the tape when gradients are needed).
+import { noGrad, record } from './autograd/tape.js';
+import { applyOp } from './ops/op.js';
+import { normalizeAxis } from './ops/reference.js';
+import { OPS, type AttrsOf, type OpName } from './ops/table.js';
+import { numel, type Tensor } from './tensor.js';
+
+function op<K extends OpName>(name: K, inputs: Tensor[], attrs: AttrsOf<K>): Tensor {
+  for (const t of inputs) {
+    if (t.isDisposed) throw new Error(`${name}: input of shape [${t.shape.join(', ')}] was already disposed`);
+  }
+  return applyOp(name, OPS[name] as never, inputs, attrs);
+}
+
+function affine(x: Tensor, scale: number, shift: number): Tensor {
+  return op('affine', [x], { scale, shift });
+}
+
+export function add(a: Tensor, b: Tensor | number): Tensor {
+  return typeof b === 'number' ? affine(a, 1, b) : op('add', [a, b], {});
+}
+export function sub(a: Tensor, b: Tensor | number): Tensor {
+  return typeof b === 'number' ? affine(a, 1, -b) : op('sub', [a, b], {});
+}
+export function mul(a: Tensor, b: Tensor | number): Tensor {
+  return typeof b === 'number' ? affine(a, b, 0) : op('mul', [a, b], {});
+}
+export function div(a: Tensor, b: Tensor | number): Tensor {
+  return typeof b === 'number' ? affine(a, 1 / b, 0) : op('div', [a, b], {});
+}
+export const neg = (x: Tensor): Tensor => op('neg', [x], {});
+export const exp = (x: Tensor): Tensor => op('exp', [x], {});
+export const log = (x: Tensor): Tensor => op('log', [x], {});
+export const sqrt = (x: Tensor): Tensor => op('sqrt', [x], {});
+export const pow = (x: Tensor, exponent: number): Tensor => op('pow', [x], { exponent });
+export const relu = (x: Tensor): Tensor => op('relu', [x], {});
+export const leakyRelu = (x: Tensor, negativeSlope = 0.01): Tensor => op('leakyRelu', [x], { slope: negativeSlope });
+export const sigmoid = (x: Tensor): Tensor => op('sigmoid', [x], {});
+export const tanh = (x: Tensor): Tensor => op('tanh', [x], {});
+
+/** Reshape as a view: no copy; the gradient is reshaped back. One dimension may be -1. */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const known = shape.filter((d) => d !== -1).reduce((p, d) => p * d, 1);
+  const free = shape.filter((d) => d === -1).length;
+  const dims = shape.map((d) => (d === -1 ? x.size / known : d));
+  if (free > 1 || dims.some((d) => !Number.isInteger(d) || d < 0) || numel(dims) !== x.size) {
+    throw new Error(`reshape: cannot view a tensor of shape [${x.shape.join(', ')}] as [${shape.join(', ')}]`);
+  }
+  const out = x.alias(dims);
+  record('reshape', out, [x], [], (g) => [g.alias(x.shape)]);
+  return out;
+}
+
+/** Flattens dimensions startDim… into one, as torch.flatten. */
+export function flatten(x: Tensor, startDim = 1): Tensor {
+  const start = normalizeAxis(startDim, x.ndim, 'flatten');
+  return reshape(x, [...x.shape.slice(0, start), x.shape.slice(start).reduce((p, d) => p * d, 1)]);
+}
+
+/** The last two dimensions swapped, materialised. */
+export const transpose = (x: Tensor): Tensor => op('transpose', [x], {});
+
+/** A copy of the data that is not part of any graph. */
+export function copy(x: Tensor): Tensor {
+  return noGrad(() => affine(x, 1, 0));
+}
+
+type Reduction = 'sum' | 'mean' | 'max';
+
+function reduce(name: Reduction, x: Tensor, dim: number | readonly number[] | undefined, keepdim: boolean): Tensor {
+  const axes = dim === undefined ? x.shape.map((_, d) => d) : (typeof dim === 'number' ? [dim] : [...dim]).map((d) => normalizeAxis(d, x.ndim, name));
+  const sorted = [...new Set(axes)].sort((p, q) => q - p);
+  if (dim === undefined && x.ndim !== 1) {
+    // A full reduction is one pass over the flattened tensor, not one per dimension.
+    const flat = reshape(x, [x.size]);
+    const r = op(name, [flat], { axis: 0 });
+    return keepdim ? reshape(r, x.shape.map(() => 1)) : r;
+  }
+  let t = x;
+  for (const axis of sorted) t = op(name, [t], { axis });
+  return keepdim ? reshape(t, x.shape.map((d, i) => (sorted.includes(i) ? 1 : d))) : t;
+}
+
+/** Σ over dims (all when omitted), as torch.sum. */
+export const sum = (x: Tensor, dim?: number | readonly number[], keepdim = false): Tensor => reduce('sum', x, dim, keepdim);
+/** Mean over dims (all when omitted), as torch.mean. */
+export const mean = (x: Tensor, dim?: number | readonly number[], keepdim = false): Tensor => reduce('mean', x, dim, keepdim);
+/** Maximum over dims (all when omitted), as torch.amax; the gradient goes to the first maximum. */
+export const max = (x: Tensor, dim?: number | readonly number[], keepdim = false): Tensor => reduce('max', x, dim, keepdim);
+
+/** Matrix product with batch broadcasting, as torch.matmul (operands of 2 or more dims). */
+export function matmul(a: Tensor, b: Tensor, options: { transposeA?: boolean; transposeB?: boolean } = {}): Tensor {
+  const attrs = { transposeA: options.transposeA ?? false, transposeB: options.transposeB ?? false };
+  if (b.ndim === 2 && a.ndim > 2 && !attrs.transposeA) {
+    // (…, M, K)·(K, N) is one (…·M, K)·(K, N) product: no broadcast stride, and a cheaper backward.
+    const flat = reshape(a, [a.size / a.shape[a.ndim - 1]!, a.shape[a.ndim - 1]!]);
+    const out = op('matmul', [flat, b], attrs);
+    return reshape(out, [...a.shape.slice(0, -1), out.shape[1]!]);
+  }
+  return op('matmul', [a, b], attrs);
+}
+
+/** y = x·Wᵀ + b with W (out_features, in_features), as torch.nn.functional.linear. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+  const y = matmul(x, weight, { transposeB: true });
+  return bias ? add(y, bias) : y;
+}
+
+export const softmax = (x: Tensor, dim = -1): Tensor => op('softmax', [x], { axis: normalizeAxis(dim, x.ndim, 'softmax') });
+export const logSoftmax = (x: Tensor, dim = -1): Tensor => op('logSoftmax', [x], { axis: normalizeAxis(dim, x.ndim, 'logSoftmax') });
+
+/** Mean softmax cross-entropy of logits (N, C) against int32 labels (N), fused. */
+export const crossEntropy = (logits: Tensor, labels: Tensor): Tensor => op('crossEntropy', [logits, labels], {});
+/** Mean binary cross-entropy of probabilities against targets in [0, 1]. */
+export const binaryCrossEntropy = (p: Tensor, target: Tensor): Tensor => op('binaryCrossEntropy', [p, target], {});
+/** Mean binary cross-entropy of logits, computed stably (no sigmoid then log). */
+export const binaryCrossEntropyWithLogits = (x: Tensor, target: Tensor): Tensor => op('binaryCrossEntropyWithLogits', [x, target], {});
+/** Fraction of rows whose label is among the k highest logits (a scalar tensor; no gradient). */
+export const topkAccuracy = (logits: Tensor, labels: Tensor, k = 1): Tensor => op('topkAccuracy', [logits, labels], { k });

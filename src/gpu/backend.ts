@@ -1,0 +1,276 @@
+// The runtime's whole surface towards the GPU: allocate, release, write, read, dispatch, flush.
+// Tensors, the tape and layers go through this class and never touch GPUDevice themselves.
+// Dispatches accumulate in one command encoder (one compute pass) until a read or an explicit
+// flush submits them together; each dispatch's uniforms take a 256-byte slot of one arena that
+// is uploaded once per submit.
+import { openDevice, type DeviceOptions, type OpenedDevice } from './device.js';
+import { KernelLibrary, type Kernel, type Overrides } from './kernels.js';
+import { BufferPool, formatBytes, type PoolStats } from './pool.js';
+
+/** A range of a GPU buffer bound to one kernel binding. */
+export interface BufferView {
+  buffer: GPUBuffer;
+  /** Bytes from the buffer's start (a multiple of 256 when non-zero). */
+  offset: number;
+  /** Bytes the view covers. */
+  size: number;
+}
+
+export type UniformValue = number | boolean | readonly number[];
+export type Uniforms = Record<string, UniformValue>;
+
+export class GpuError extends Error {}
+export class DeviceLostError extends GpuError {}
+
+const STORAGE_USAGE = GPUBufferUsageFallback('STORAGE') | GPUBufferUsageFallback('COPY_SRC') | GPUBufferUsageFallback('COPY_DST');
+const UNIFORM_SLOT = 256;
+const UNIFORM_ARENA = 1 << 20;
+const MAX_GROUPS = 65535;
+
+function GPUBufferUsageFallback(name: 'STORAGE' | 'COPY_SRC' | 'COPY_DST' | 'MAP_READ' | 'UNIFORM'): number {
+  // Numeric values from the WebGPU spec, so this module can be imported before Dawn's globals exist.
+  return { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 }[name];
+}
+
+export class Backend {
+  readonly device: GPUDevice;
+  readonly adapterName: string;
+  readonly isSoftware: boolean;
+  readonly limits: GPUSupportedLimits;
+  readonly kernels: KernelLibrary;
+  private readonly pool: BufferPool;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly uniformCpu = new ArrayBuffer(UNIFORM_ARENA);
+  private readonly uniformGpu: GPUBuffer;
+  private uniformUsed = 0;
+  private readonly errors: string[] = [];
+  private lostReason: string | null = null;
+  private lastLabel = '';
+  private destroyed = false;
+  readonly debug = process.env.DAWNET_DEBUG ?? '';
+  /** Number of queue submits so far; a training step should add one or two. */
+  submits = 0;
+  /** Dispatches encoded so far. */
+  dispatches = 0;
+
+  static async open(options: DeviceOptions = {}): Promise<Backend> {
+    return new Backend(await openDevice(options));
+  }
+
+  private constructor(opened: OpenedDevice) {
+    this.device = opened.device;
+    this.adapterName = opened.adapterName;
+    this.isSoftware = opened.isSoftware;
+    this.limits = opened.device.limits;
+    this.kernels = new KernelLibrary(this.device);
+    this.pool = new BufferPool(this.device, this.limits.maxBufferSize);
+    this.uniformGpu = this.device.createBuffer({
+      label: 'dawnet uniforms',
+      size: UNIFORM_ARENA,
+      usage: GPUBufferUsageFallback('UNIFORM') | GPUBufferUsageFallback('COPY_DST'),
+    });
+    this.device.addEventListener('uncapturederror', (event) => {
+      const error = (event as GPUUncapturedErrorEvent).error;
+      this.errors.push(`${error.message.trim()}\n  (last kernel encoded: ${this.lastLabel || 'none'})`);
+    });
+    void this.device.lost.then((info) => {
+      if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  // ---- memory -------------------------------------------------------------------------------
+
+  /** A storage buffer of at least `bytes` bytes, from the pool. */
+  alloc(bytes: number, label = 'tensor'): GPUBuffer {
+    this.checkAlive();
+    return this.pool.acquire(Math.max(4, bytes), STORAGE_USAGE, label);
+  }
+
+  release(buffer: GPUBuffer): void {
+    if (!this.destroyed) this.pool.release(buffer);
+  }
+
+  memory(): PoolStats {
+    return this.pool.snapshot();
+  }
+
+  /** Destroys pooled buffers that nothing uses. */
+  trim(): void {
+    this.pool.trim();
+  }
+
+  write(view: BufferView, data: ArrayBufferView): void {
+    this.checkAlive();
+    if (data.byteLength > view.size) throw new RangeError(`write of ${data.byteLength} bytes into a ${view.size}-byte view`);
+    // queue.writeBuffer runs before any command still being encoded, which may read this buffer.
+    this.flush();
+    this.device.queue.writeBuffer(view.buffer, view.offset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Copies `size` bytes between views, in stream order with the dispatches around it. */
+  copy(from: BufferView, to: BufferView, size: number): void {
+    this.endPass();
+    this.commandEncoder().copyBufferToBuffer(from.buffer, from.offset, to.buffer, to.offset, size);
+  }
+
+  /** Submits pending work and reads the view back: the only way data leaves the GPU. */
+  async read(view: BufferView): Promise<ArrayBuffer> {
+    this.checkAlive();
+    const bytes = Math.ceil(view.size / 4) * 4;
+    const staging = this.pool.acquire(bytes, GPUBufferUsageFallback('MAP_READ') | GPUBufferUsageFallback('COPY_DST'), 'readback');
+    this.endPass();
+    this.commandEncoder().copyBufferToBuffer(view.buffer, view.offset, staging, 0, bytes);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+    } catch (err) {
+      await this.throwPendingErrors();
+      throw new GpuError(`reading ${formatBytes(bytes)} back failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const copy = staging.getMappedRange(0, bytes).slice(0, view.size);
+    staging.unmap();
+    this.pool.release(staging);
+    await this.throwPendingErrors();
+    return copy;
+  }
+
+  // ---- kernels ------------------------------------------------------------------------------
+
+  kernel(file: string, entry: string, overrides: Overrides = {}): Kernel {
+    this.checkAlive();
+    return this.kernels.get(file, entry, overrides);
+  }
+
+  /**
+   * Encodes one dispatch. Bindings are given by their WGSL names; each view is checked against
+   * the binding's element size and the device's binding limit. Grids wider than 65,535
+   * workgroups in x are folded into y: kernels derive their linear index from num_workgroups.
+   */
+  dispatch(kernel: Kernel, bindings: Record<string, BufferView>, uniforms: Uniforms, groups: [number, number?, number?]): void {
+    this.checkAlive();
+    const [gx, gy = 1, gz = 1] = groups;
+    if (gx === 0 || gy === 0 || gz === 0) return;
+    const entries: GPUBindGroupEntry[] = [];
+    const expected = new Set(kernel.storage.map((s) => s.name));
+    for (const name of Object.keys(bindings)) {
+      if (!expected.has(name)) throw new GpuError(`${kernel.label}: no storage binding named '${name}' (it has: ${[...expected].join(', ')})`);
+    }
+    for (const binding of kernel.storage) {
+      const view = bindings[binding.name];
+      if (!view) throw new GpuError(`${kernel.label}: binding '${binding.name}' was not given`);
+      if (view.size % binding.elementBytes !== 0 || view.size === 0) {
+        throw new GpuError(`${kernel.label}: '${binding.name}' is ${view.size} bytes, not a whole number of ${binding.elementBytes}-byte elements`);
+      }
+      if (view.size > this.limits.maxStorageBufferBindingSize) {
+        throw new GpuError(
+          `${kernel.label}: '${binding.name}' is ${formatBytes(view.size)}, over this device's storage binding limit of ${formatBytes(this.limits.maxStorageBufferBindingSize)}`,
+        );
+      }
+      entries.push({ binding: binding.binding, resource: { buffer: view.buffer, offset: view.offset, size: view.size } });
+    }
+    if (kernel.uniform) {
+      if (this.uniformUsed + UNIFORM_SLOT > UNIFORM_ARENA) this.flush();
+      const offset = this.uniformUsed;
+      this.packUniforms(kernel, uniforms, offset);
+      this.uniformUsed += UNIFORM_SLOT;
+      entries.push({ binding: kernel.uniform.binding, resource: { buffer: this.uniformGpu, offset, size: kernel.uniform.size } });
+    }
+    let [x, y, z] = [gx, gy, gz];
+    if (x > MAX_GROUPS) {
+      if (y !== 1) throw new GpuError(`${kernel.label}: cannot fold ${x}×${y} workgroups`);
+      y = Math.ceil(x / MAX_GROUPS);
+      x = Math.ceil(x / y);
+    }
+    if (y > MAX_GROUPS || z > MAX_GROUPS) throw new GpuError(`${kernel.label}: ${gx}×${gy}×${gz} workgroups exceed the device's grid`);
+    if (this.debug) process.stderr.write(`dawnet dispatch ${kernel.label} [${x}, ${y}, ${z}]\n`);
+    const group = this.device.createBindGroup({ label: kernel.label, layout: kernel.layout, entries });
+    const pass = this.computePass();
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(x, y, z);
+    this.lastLabel = kernel.label;
+    this.dispatches += 1;
+  }
+
+  /** Submits everything encoded so far in one command buffer. */
+  flush(): void {
+    if (!this.encoder || this.destroyed) return;
+    this.endPass();
+    if (this.uniformUsed > 0) this.device.queue.writeBuffer(this.uniformGpu, 0, this.uniformCpu, 0, this.uniformUsed);
+    this.device.queue.submit([this.encoder.finish({ label: 'dawnet step' })]);
+    this.encoder = null;
+    this.uniformUsed = 0;
+    this.submits += 1;
+    this.pool.recycle();
+  }
+
+  /** Submits and waits for the GPU to finish, then throws any error Dawn reported meanwhile. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.throwPendingErrors();
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.flush();
+    this.destroyed = true;
+    this.device.destroy();
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private packUniforms(kernel: Kernel, values: Uniforms, offset: number): void {
+    const layout = kernel.uniform!;
+    const view = new DataView(this.uniformCpu, offset, UNIFORM_SLOT);
+    for (let i = 0; i < layout.size; i += 4) view.setUint32(i, 0, true);
+    for (const [name, value] of Object.entries(values)) {
+      const field = layout.fields.get(name);
+      if (!field) throw new GpuError(`${kernel.label}: uniform struct has no field '${name}'`);
+      const lanes = typeof value === 'object' ? value : [typeof value === 'boolean' ? Number(value) : value];
+      if (lanes.length > field.lanes) throw new GpuError(`${kernel.label}: '${name}' takes ${field.lanes} values, got ${lanes.length}`);
+      lanes.forEach((v, i) => {
+        const at = field.offset + 4 * i;
+        if (field.scalar === 'f32') view.setFloat32(at, v, true);
+        else if (field.scalar === 'i32') view.setInt32(at, v, true);
+        else {
+          if (v < 0 || !Number.isInteger(v)) throw new GpuError(`${kernel.label}: '${name}' must be a non-negative integer, got ${v}`);
+          view.setUint32(at, v, true);
+        }
+      });
+    }
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    return (this.encoder ??= this.device.createCommandEncoder({ label: 'dawnet step' }));
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    return (this.pass ??= this.commandEncoder().beginComputePass({ label: 'dawnet kernels' }));
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  private checkAlive(): void {
+    if (this.destroyed) throw new GpuError('the dawnet device was destroyed; call init() again');
+    if (this.lostReason) throw new DeviceLostError(`the GPU device was lost (${this.lostReason}); last kernel encoded: ${this.lastLabel || 'none'}`);
+    if (this.errors.length > 0) this.throwErrors([]);
+  }
+
+  private async throwPendingErrors(): Promise<void> {
+    const compile = (await Promise.all(this.kernels.compileErrors)).filter((e): e is string => e !== null);
+    this.kernels.compileErrors.length = 0;
+    if (compile.length > 0 || this.errors.length > 0) this.throwErrors(compile);
+    if (this.lostReason) throw new DeviceLostError(`the GPU device was lost (${this.lostReason}); last kernel encoded: ${this.lastLabel || 'none'}`);
+  }
+
+  private throwErrors(compile: string[]): never {
+    const all = [...compile, ...this.errors];
+    this.errors.length = 0;
+    throw new GpuError(`WebGPU reported ${all.length} error(s):\n${all.join('\n')}`);
+  }
+}

@@ -1,0 +1,127 @@
+// The elementwise binary family (kernels/binary.wgsl): add, sub, mul, div with broadcasting as
+// in PyTorch (shapes aligned from the right; a dimension of 1 stretches).
+import { Tensor } from '../tensor.js';
+import { groups1d, launch } from './launch.js';
+import type { OpDef, RefTensor } from './op.js';
+import { sumTo } from './reduce.js';
+import { runUnary } from './unary.js';
+
+/** Mirrors the OP_* constants of kernels/binary.wgsl. */
+const CODES = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+type BinaryName = keyof typeof CODES;
+const WG = 256;
+const MAX_RANK = 8;
+
+export interface NoAttrs {}
+
+export function broadcastShapes(a: readonly number[], b: readonly number[], op: string): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let d = 0; d < rank; d++) {
+    const x = a[a.length - rank + d] ?? 1;
+    const y = b[b.length - rank + d] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) {
+      throw new Error(`${op}: shapes [${a.join(', ')}] and [${b.join(', ')}] cannot be broadcast together (dimension ${d}: ${x} vs ${y})`);
+    }
+    out.push(x === 1 ? y : x);
+  }
+  return out;
+}
+
+/** Strides of `shape` seen from `out`'s dimensions; 0 where the operand is broadcast. */
+function broadcastStrides(shape: readonly number[], out: readonly number[]): number[] {
+  const strides = new Array<number>(out.length).fill(0);
+  let stride = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const od = out.length - shape.length + d;
+    strides[od] = shape[d] === 1 ? 0 : stride;
+    stride *= shape[d]!;
+  }
+  return strides;
+}
+
+function params(code: number, a: readonly number[], b: readonly number[], out: readonly number[], which = 0) {
+  if (out.length > MAX_RANK) throw new Error(`broadcasting supports at most ${MAX_RANK} dimensions, got ${out.length}`);
+  const pad = (v: number[]): number[] => [...v, ...new Array<number>(MAX_RANK - v.length).fill(0)];
+  return {
+    n: out.reduce((p, d) => p * d, 1),
+    op: code,
+    which,
+    rank: out.length,
+    shape: pad([...out]),
+    aStride: pad(broadcastStrides(a, out)),
+    bStride: pad(broadcastStrides(b, out)),
+  };
+}
+
+function binaryOp(name: BinaryName, f: (u: number, v: number) => number): OpDef<NoAttrs> {
+  const code = CODES[name];
+  const linear = name === 'add' || name === 'sub';
+  return {
+    kernel: 'binary',
+    saves: linear ? [] : ['in0', 'in1'],
+    inputs: name === 'div' ? ['real', 'nonzero'] : undefined,
+    forward([a, b]) {
+      const shape = broadcastShapes(a!.shape, b!.shape, name);
+      const out = Tensor.empty(shape);
+      const p = params(code, a!.shape, b!.shape, shape);
+      launch('binary', 'binary_forward', { out, a: a!, b: b! }, p, groups1d(p.n, WG));
+      return { out };
+    },
+    backward({ grad, saved, shapes, needs }) {
+      return [0, 1].map((which) => {
+        if (!needs[which]) return null;
+        const shape = shapes[which]!;
+        if (linear && (which === 0 || name === 'add')) return sumTo(grad, shape);
+        let full: Tensor;
+        if (linear) full = runUnary(grad, 'neg');
+        else {
+          full = Tensor.empty(grad.shape);
+          const p = params(code, shapes[0]!, shapes[1]!, grad.shape, which);
+          launch('binary', 'binary_backward', { out: full, a: saved[0]!, b: saved[1]!, dout: grad }, p, groups1d(p.n, WG));
+        }
+        const reduced = sumTo(full, shape);
+        full.dispose();
+        return reduced;
+      });
+    },
+    reference([a, b]): RefTensor {
+      const shape = broadcastShapes(a!.shape, b!.shape, name);
+      const sa = broadcastStrides(a!.shape, shape);
+      const sb = broadcastStrides(b!.shape, shape);
+      const n = shape.reduce((p, d) => p * d, 1);
+      const data = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        let rest = i;
+        let ia = 0;
+        let ib = 0;
+        for (let d = shape.length - 1; d >= 0; d--) {
+          const c = rest % shape[d]!;
+          rest = Math.floor(rest / shape[d]!);
+          ia += c * sa[d]!;
+          ib += c * sb[d]!;
+        }
+        data[i] = f(a!.data[ia]!, b!.data[ib]!);
+      }
+      return { shape, data };
+    },
+    cases: [
+      { shapes: [[1], [1]], attrs: {} },
+      { shapes: [[3, 17], [3, 17]], attrs: {} },
+      { shapes: [[2, 3, 5], [1]], attrs: {} },
+      { shapes: [[2, 3, 5, 4], [3, 1, 1]], attrs: {} },
+      { shapes: [[4, 17], [17]], attrs: {} },
+      { shapes: [[5, 1], [1, 13]], attrs: {} },
+      { shapes: [[130], [130]], attrs: {} },
+    ],
+    tolerance: { rtol: 1e-6, atol: 1e-6 },
+    gradTolerance: { rtol: 1e-3, atol: 1e-4 },
+  };
+}
+
+export const binaryOps = {
+  add: binaryOp('add', (u, v) => u + v),
+  sub: binaryOp('sub', (u, v) => u - v),
+  mul: binaryOp('mul', (u, v) => u * v),
+  div: binaryOp('div', (u, v) => u / v),
+};

@@ -1,0 +1,51 @@
+// Layout ops (kernels/fill.wgsl): constant fills and the materialised transpose of the last
+// two dimensions. Reshape needs no kernel; it lives in functional.ts as a view.
+import { Tensor } from '../tensor.js';
+import { groups1d, launch } from './launch.js';
+import type { OpDef, RefTensor } from './op.js';
+
+const WG = 256;
+
+export interface NoAttrs {}
+
+/** A tensor of `shape` filled with value (0 bits for int32 zeros). */
+export function filled(shape: readonly number[], value: number, dtype: Tensor['dtype'] = 'float32'): Tensor {
+  const out = Tensor.empty(shape, dtype);
+  if (dtype === 'int32' && value !== 0) throw new Error('full: int32 tensors can only be zero-filled on the GPU; use tensor() for other values');
+  launch('fill', 'fill', { out }, { n: out.size, rows: 0, cols: 0, value }, groups1d(out.size, WG));
+  return out;
+}
+
+export function transposeLast2(x: Tensor): Tensor {
+  if (x.ndim < 2) throw new Error(`transpose: needs at least 2 dimensions, got [${x.shape.join(', ')}]`);
+  const rows = x.shape[x.ndim - 2]!;
+  const cols = x.shape[x.ndim - 1]!;
+  const out = Tensor.empty([...x.shape.slice(0, -2), cols, rows]);
+  launch('fill', 'transpose_last2', { out, x }, { n: x.size, rows, cols, value: 0 }, groups1d(x.size, WG));
+  return out;
+}
+
+export const layoutOps = {
+  transpose: {
+    kernel: 'fill',
+    saves: [],
+    forward: ([x]) => ({ out: transposeLast2(x!) }),
+    backward: ({ grad }) => [transposeLast2(grad)],
+    reference([x]): RefTensor {
+      const shape = [...x!.shape];
+      const [rows, cols] = [shape[shape.length - 2]!, shape[shape.length - 1]!];
+      const data = new Float64Array(x!.data.length);
+      for (let b = 0; b < x!.data.length / (rows * cols); b++) {
+        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) data[b * rows * cols + c * rows + r] = x!.data[b * rows * cols + r * cols + c]!;
+      }
+      return { shape: [...shape.slice(0, -2), cols, rows], data };
+    },
+    cases: [
+      { shapes: [[1, 1]], attrs: {} },
+      { shapes: [[3, 17]], attrs: {} },
+      { shapes: [[2, 5, 13]], attrs: {} },
+    ],
+    tolerance: { rtol: 0, atol: 0 },
+    gradTolerance: { rtol: 1e-4, atol: 1e-5 },
+  } satisfies OpDef<NoAttrs>,
+};

@@ -1,0 +1,31 @@
+// The process-wide backend: `await init()` opens the device once; `shutdown()` destroys it so
+// that Node can exit by itself.
+import { Backend } from './gpu/backend.js';
+import type { DeviceOptions } from './gpu/device.js';
+
+let current: Backend | null = null;
+let opening: Promise<Backend> | null = null;
+
+/** Opens the GPU device (once). Options or DAWNET_ADAPTER / DAWNET_BACKEND choose the adapter. */
+export async function init(options: DeviceOptions = {}): Promise<Backend> {
+  if (current) return current;
+  opening ??= Backend.open(options).then((b) => (current = b)).finally(() => (opening = null));
+  return opening;
+}
+
+/** The open backend; ops call this. */
+export function backend(): Backend {
+  if (!current) throw new Error('dawnet: no device yet; call `await init()` before creating tensors');
+  return current;
+}
+
+/** Waits for queued GPU work, surfacing any error it raised. */
+export async function sync(): Promise<void> {
+  await backend().sync();
+}
+
+/** Destroys the device; tensors still alive become unusable. */
+export function shutdown(): void {
+  current?.destroy();
+  current = null;
+}
