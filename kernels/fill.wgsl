@@ -4,11 +4,13 @@
 // Entry points
 //   fill              out[i] = value                         (torch.full / zeros / ones)
 //   transpose_last2   out[b, j, i] = x[b, i, j] for x (B, R, C) (torch.transpose(-2, -1).contiguous())
+//   add_count         count[0] += n, one invocation (num_batches_tracked += 1 without a readback)
 // Bindings
 //   out: (n) read_write, or (B, C, R) for transpose
 //   x:   (B, R, C) read                                     [transpose_last2]
+//   count: (1) i32 read_write                                [add_count]
 //   params: uniform Params { n, rows, cols, value }
-// Dispatch: 1-D, ceil(n / WG) workgroups, folded into y past 65,535.
+// Dispatch: 1-D, ceil(n / WG) workgroups, folded into y past 65,535; add_count: 1 workgroup.
 
 struct Params {
   n: u32,
@@ -22,6 +24,7 @@ override WG: u32 = 256;
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read_write> count: array<i32>;
 
 @compute @workgroup_size(WG)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -43,4 +46,9 @@ fn transpose_last2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
   let r = k % params.rows;
   let c = (k / params.rows) % params.cols;
   out[k] = x[b * plane + r * params.cols + c];
+}
+
+@compute @workgroup_size(1)
+fn add_count() {
+  count[0] += i32(params.n);
 }

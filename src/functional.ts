@@ -1,9 +1,11 @@
 // The functional API, as torch.nn.functional and torch.* functions: each call applies one row
 // of the op table (recording it on the tape when gradients are needed).
 import { noGrad, record } from './autograd/tape.js';
+import { filled } from './ops/layout.js';
 import { applyOp } from './ops/op.js';
 import { normalizeAxis } from './ops/reference.js';
 import { OPS, type AttrsOf, type OpName } from './ops/table.js';
+import { defaultGenerator, type Generator } from './random.js';
 import { numel, type Tensor } from './tensor.js';
 
 function op<K extends OpName>(name: K, inputs: Tensor[], attrs: AttrsOf<K>): Tensor {
@@ -118,3 +120,136 @@ export const binaryCrossEntropy = (p: Tensor, target: Tensor): Tensor => op('bin
 export const binaryCrossEntropyWithLogits = (x: Tensor, target: Tensor): Tensor => op('binaryCrossEntropyWithLogits', [x, target], {});
 /** Fraction of rows whose label is among the k highest logits (a scalar tensor; no gradient). */
 export const topkAccuracy = (logits: Tensor, labels: Tensor, k = 1): Tensor => op('topkAccuracy', [logits, labels], { k });
+
+// ---- convolutional layers (src/ops/conv.ts, batchnorm.ts, pool.ts, dropout.ts, concat.ts) ----
+
+/** An int or an (H, W) pair, as PyTorch's _pair arguments. */
+export type Pair = number | readonly [number, number];
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+}
+
+/** 2-D convolution of x (N, C, H, W) with weight (out, C/groups, kH, kW), as torch.nn.functional.conv2d. */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options: Conv2dOptions = {}): Tensor {
+  const attrs = { stride: pair(options.stride ?? 1), padding: pair(options.padding ?? 0), dilation: pair(options.dilation ?? 1), groups: options.groups ?? 1 };
+  return op('conv2d', bias ? [x, weight, bias] : [x, weight], attrs);
+}
+
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  outputPadding?: Pair;
+}
+
+/** Transposed convolution with weight (in, out/groups, kH, kW), as torch.nn.functional.conv_transpose2d. */
+export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options: ConvTranspose2dOptions = {}): Tensor {
+  const attrs = {
+    stride: pair(options.stride ?? 1),
+    padding: pair(options.padding ?? 0),
+    dilation: pair(options.dilation ?? 1),
+    groups: options.groups ?? 1,
+    outputPadding: pair(options.outputPadding ?? 0),
+  };
+  return op('convTranspose2d', bias ? [x, weight, bias] : [x, weight], attrs);
+}
+
+export interface BatchNormOptions {
+  training?: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+/**
+ * Batch normalisation of (N, C), (N, C, L) or (N, C, H, W), as torch.nn.functional.batch_norm:
+ * in training (or without running statistics) it normalises with the batch's biased variance
+ * and updates runningMean/runningVar in place (momentum, unbiased variance); otherwise it uses
+ * the running statistics. Takes `training, momentum, eps` positionally or as one options object.
+ */
+export function batchNorm(
+  x: Tensor,
+  runningMean: Tensor | null | undefined,
+  runningVar: Tensor | null | undefined,
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  training: boolean | BatchNormOptions = false,
+  momentum = 0.1,
+  eps = 1e-5,
+): Tensor {
+  const o = typeof training === 'boolean' ? { training, momentum, eps } : { training: false, momentum: 0.1, eps: 1e-5, ...training };
+  // A bias without a weight takes a weight of ones, which needs no gradient.
+  const ones = bias && !weight ? filled([x.shape[1] ?? 0], 1) : null;
+  const affine = bias ? [(weight ?? ones)!, bias] : weight ? [weight] : [];
+  let y: Tensor;
+  if (o.training || !runningMean || !runningVar) {
+    const running = runningMean && runningVar && o.training ? { mean: runningMean, var: runningVar } : undefined;
+    y = op('batchNorm', [x, ...affine], { momentum: o.momentum, eps: o.eps, ...(running ? { running } : {}) });
+  } else {
+    y = op('batchNormEval', [x, runningMean, runningVar, ...affine], { eps: o.eps });
+  }
+  ones?.dispose();
+  return y;
+}
+
+export interface MaxPool2dOptions {
+  /** Defaults to the kernel size. */
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  ceilMode?: boolean;
+}
+
+/** Max pooling, as torch.nn.functional.max_pool2d; the gradient goes to each window's first maximum. */
+export function maxPool2d(x: Tensor, kernelSize: Pair, options: MaxPool2dOptions = {}): Tensor {
+  const k = pair(kernelSize);
+  const attrs = { kernelSize: k, stride: pair(options.stride ?? k), padding: pair(options.padding ?? 0), dilation: pair(options.dilation ?? 1), ceilMode: options.ceilMode ?? false };
+  return op('maxPool2d', [x], attrs);
+}
+
+export interface AvgPool2dOptions {
+  /** Defaults to the kernel size. */
+  stride?: Pair;
+  padding?: Pair;
+  ceilMode?: boolean;
+  /** Whether zero padding counts in the divisor (PyTorch's default: true). */
+  countIncludePad?: boolean;
+  divisorOverride?: number;
+}
+
+/** Average pooling, as torch.nn.functional.avg_pool2d. */
+export function avgPool2d(x: Tensor, kernelSize: Pair, options: AvgPool2dOptions = {}): Tensor {
+  const k = pair(kernelSize);
+  const attrs = {
+    kernelSize: k,
+    stride: pair(options.stride ?? k),
+    padding: pair(options.padding ?? 0),
+    ceilMode: options.ceilMode ?? false,
+    countIncludePad: options.countIncludePad ?? true,
+    divisorOverride: options.divisorOverride ?? 0,
+  };
+  return op('avgPool2d', [x], attrs);
+}
+
+/** Adaptive average pooling to outputSize, as torch.nn.functional.adaptive_avg_pool2d (1 = global). */
+export const adaptiveAvgPool2d = (x: Tensor, outputSize: Pair): Tensor => op('adaptiveAvgPool2d', [x], { outputSize: pair(outputSize) });
+/** Adaptive max pooling to outputSize, as torch.nn.functional.adaptive_max_pool2d. */
+export const adaptiveMaxPool2d = (x: Tensor, outputSize: Pair): Tensor => op('adaptiveMaxPool2d', [x], { outputSize: pair(outputSize) });
+
+/**
+ * Inverted dropout, as torch.nn.functional.dropout: in training each element is zeroed with
+ * probability p and the rest scaled by 1/(1 − p); the mask's seed comes from the generator, so
+ * a seeded generator reproduces it. In eval (or with p = 0) the input itself is returned.
+ */
+export function dropout(x: Tensor, p = 0.5, training = true, generator: Generator = defaultGenerator): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new Error(`dropout: p must be in [0, 1], got ${p}`);
+  if (!training || p === 0) return x;
+  return op('dropout', [x], { p, seed: [generator.nextUint32(), generator.nextUint32()] });
+}
+
+/** Concatenation along dim (negative counts from the end), as torch.cat. */
+export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
+  if (tensors.length === 0) throw new Error('cat: expected a non-empty list of tensors');
+  return op('cat', [...tensors], { dim: normalizeAxis(dim, tensors[0]!.ndim, 'cat') });
+}

@@ -10,6 +10,10 @@ export { scope } from './scope.js';
 export { noGrad, isGradEnabled } from './autograd/tape.js';
 export { gradcheck, type GradcheckResult } from './autograd/gradcheck.js';
 export * as F from './functional.js';
+export * as nn from './nn/index.js';
+export * as data from './data/index.js';
+export * as optim from './optim/index.js';
+export * from './checkpoint/index.js';
 export { OPS, type OpName } from './ops/table.js';
 export type { OpDef, RefTensor, Tolerance } from './ops/op.js';
 

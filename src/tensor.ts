@@ -46,6 +46,8 @@ export class Tensor {
   /** The recorded op that produced this tensor (PyTorch's grad_fn); null for leaves. */
   node: Node | null = null;
   private storage: Storage | null;
+  /** Bytes from the start of the storage's buffer: non-zero for a parameter in an optimizer's flat arena. */
+  private byteOffset = 0;
 
   /** Use the creation functions (tensor, zeros, randn…) or Tensor.empty rather than this. */
   constructor(storage: Storage, shape: Shape, dtype: DType) {
@@ -66,7 +68,7 @@ export class Tensor {
   /** The buffer range holding this tensor's elements, for binding to a kernel. */
   get view(): BufferView {
     const storage = this.live();
-    return { buffer: storage.buffer, offset: 0, size: Math.max(4, this.size * 4) };
+    return { buffer: storage.buffer, offset: this.byteOffset, size: Math.max(4, this.size * 4) };
   }
 
   get ndim(): number {
@@ -92,7 +94,27 @@ export class Tensor {
     const storage = this.live();
     if (numel(shape) !== this.size) throw new Error(`alias: cannot view [${this.shape.join(', ')}] as [${shape.join(', ')}]`);
     storage.retain();
-    return new Tensor(storage, shape, this.dtype);
+    const view = new Tensor(storage, shape, this.dtype);
+    view.byteOffset = this.byteOffset;
+    return view;
+  }
+
+  /**
+   * Moves this tensor's elements to `byteOffset` (a multiple of 256) inside `storage`, copied in
+   * stream order, and keeps pointing there: the optimizers' flat parameter arenas, so that one
+   * kernel updates every parameter in place. Views taken before the move keep the old data.
+   */
+  relocate(storage: Storage, byteOffset: number): void {
+    const old = this.live();
+    if (byteOffset % 256 !== 0 || byteOffset + this.size * 4 > storage.bytes) {
+      throw new RangeError(`relocate: ${this.size * 4} bytes at offset ${byteOffset} do not fit a ${storage.bytes}-byte storage on a 256-byte boundary`);
+    }
+    const from = this.view;
+    storage.retain();
+    this.storage = storage;
+    this.byteOffset = byteOffset;
+    if (this.size > 0) backend().copy(from, this.view, this.size * 4);
+    old.release();
   }
 
   /** Marks this tensor as a leaf that accumulates .grad in backward(). */

@@ -20,7 +20,28 @@ export type UniformValue = number | boolean | readonly number[];
 export type Uniforms = Record<string, UniformValue>;
 
 export class GpuError extends Error {}
+
 export class DeviceLostError extends GpuError {}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Awaits a Dawn promise without letting its poller spin a core: while any Dawn promise is
+ * pending, the node bindings call ProcessEvents from a setImmediate loop, which on a CPU adapter
+ * (lavapipe) takes a core away from the threads running the shaders and halves their speed.
+ * Between event-loop turns this blocks the main thread for 20 µs, doubling up to 250 µs.
+ */
+async function settle<T>(promise: Promise<T>): Promise<T> {
+  let pending = true;
+  const settled = promise.finally(() => {
+    pending = false;
+  });
+  for (let ms = 0.02; pending; ms = Math.min(2 * ms, 0.25)) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (pending) Atomics.wait(sleeper, 0, 0, ms);
+  }
+  return settled;
+}
 
 const STORAGE_USAGE = GPUBufferUsageFallback('STORAGE') | GPUBufferUsageFallback('COPY_SRC') | GPUBufferUsageFallback('COPY_DST');
 const UNIFORM_SLOT = 256;
@@ -114,6 +135,12 @@ export class Backend {
     this.commandEncoder().copyBufferToBuffer(from.buffer, from.offset, to.buffer, to.offset, size);
   }
 
+  /** Copies rows of `bytesPerRow` bytes (a multiple of 256) from a view into a texture's top-left corner, in stream order. */
+  copyToTexture(from: BufferView, to: GPUTexture, bytesPerRow: number, size: [number, number]): void {
+    this.endPass();
+    this.commandEncoder().copyBufferToTexture({ buffer: from.buffer, offset: from.offset, bytesPerRow }, { texture: to }, size);
+  }
+
   /** Submits pending work and reads the view back: the only way data leaves the GPU. */
   async read(view: BufferView): Promise<ArrayBuffer> {
     this.checkAlive();
@@ -123,7 +150,7 @@ export class Backend {
     this.commandEncoder().copyBufferToBuffer(view.buffer, view.offset, staging, 0, bytes);
     this.flush();
     try {
-      await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+      await settle(staging.mapAsync(GPUMapMode.READ, 0, bytes));
     } catch (err) {
       await this.throwPendingErrors();
       throw new GpuError(`reading ${formatBytes(bytes)} back failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -147,18 +174,23 @@ export class Backend {
    * the binding's element size and the device's binding limit. Grids wider than 65,535
    * workgroups in x are folded into y: kernels derive their linear index from num_workgroups.
    */
-  dispatch(kernel: Kernel, bindings: Record<string, BufferView>, uniforms: Uniforms, groups: [number, number?, number?]): void {
+  dispatch(kernel: Kernel, bindings: Record<string, BufferView | GPUTextureView>, uniforms: Uniforms, groups: [number, number?, number?]): void {
     this.checkAlive();
     const [gx, gy = 1, gz = 1] = groups;
     if (gx === 0 || gy === 0 || gz === 0) return;
     const entries: GPUBindGroupEntry[] = [];
-    const expected = new Set(kernel.storage.map((s) => s.name));
+    const expected = new Set([...kernel.storage.map((s) => s.name), ...kernel.textures.map((t) => t.name)]);
     for (const name of Object.keys(bindings)) {
       if (!expected.has(name)) throw new GpuError(`${kernel.label}: no storage binding named '${name}' (it has: ${[...expected].join(', ')})`);
     }
+    for (const binding of kernel.textures) {
+      const view = bindings[binding.name];
+      if (!view || 'buffer' in view) throw new GpuError(`${kernel.label}: texture binding '${binding.name}' needs a GPUTextureView`);
+      entries.push({ binding: binding.binding, resource: view });
+    }
     for (const binding of kernel.storage) {
       const view = bindings[binding.name];
-      if (!view) throw new GpuError(`${kernel.label}: binding '${binding.name}' was not given`);
+      if (!view || !('buffer' in view)) throw new GpuError(`${kernel.label}: binding '${binding.name}' was not given`);
       if (view.size % binding.elementBytes !== 0 || view.size === 0) {
         throw new GpuError(`${kernel.label}: '${binding.name}' is ${view.size} bytes, not a whole number of ${binding.elementBytes}-byte elements`);
       }
@@ -208,7 +240,7 @@ export class Backend {
   /** Submits and waits for the GPU to finish, then throws any error Dawn reported meanwhile. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await settle(this.device.queue.onSubmittedWorkDone());
     await this.throwPendingErrors();
   }
 

@@ -57,6 +57,8 @@ export async function openDevice(options: DeviceOptions = {}): Promise<OpenedDev
   const limits = adapter.limits;
   const device = await adapter.requestDevice({
     label: 'dawnet',
+    // Subgroup operations let CPU adapters move values between SIMD lanes (kernels/matmul_simd.wgsl).
+    requiredFeatures: adapter.features.has('subgroups') ? ['subgroups' as GPUFeatureName] : [],
     requiredLimits: {
       maxBufferSize: limits.maxBufferSize,
       maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,

@@ -39,6 +39,8 @@ export interface Kernel {
   entry: string;
   label: string;
   storage: StorageBinding[];
+  /** Storage-texture bindings (texture_storage_2d); dispatch binds a GPUTextureView by name. */
+  textures: { name: string; binding: number }[];
   uniform: UniformBinding | null;
   workgroupSize: [number, number, number];
   pipeline: GPUComputePipeline;
@@ -134,6 +136,7 @@ export class KernelLibrary {
       if (!declared.has(name)) throw new KernelError(`kernels/${file}.wgsl declares no override '${name}'`);
     }
     const storage: StorageBinding[] = [];
+    const textures: Kernel['textures'] = [];
     let uniform: UniformBinding | null = null;
     const entries: GPUBindGroupLayoutEntry[] = [];
     for (const res of fn.resources) {
@@ -149,8 +152,13 @@ export class KernelLibrary {
           visibility: GPUShaderStage.COMPUTE,
           buffer: { type: readOnly ? 'read-only-storage' : 'storage' },
         });
+      } else if (res.resourceType === 5 && res.type.name === 'texture_storage_2d') {
+        const access = ({ read: 'read-only', write: 'write-only', read_write: 'read-write' } as const)[res.access as 'read' | 'write' | 'read_write'];
+        const format = (res.type as { format?: { name: string } | null }).format?.name as GPUTextureFormat;
+        textures.push({ name: res.name, binding: res.binding });
+        entries.push({ binding: res.binding, visibility: GPUShaderStage.COMPUTE, storageTexture: { access, format, viewDimension: '2d' } });
       } else {
-        throw new KernelError(`kernels/${file}.wgsl: binding ${res.name} is neither storage nor uniform`);
+        throw new KernelError(`kernels/${file}.wgsl: binding ${res.name} is neither storage, uniform nor a 2-D storage texture`);
       }
     }
     const label = `${file}.wgsl:${entry}`;
@@ -160,7 +168,7 @@ export class KernelLibrary {
       layout: this.device.createPipelineLayout({ label, bindGroupLayouts: [layout] }),
       compute: { module: this.shaderModule(file, parsed), entryPoint: entry, constants: overrides },
     });
-    return { file, entry, label, storage, uniform, workgroupSize: workgroupSize(fn, overrides), pipeline, layout };
+    return { file, entry, label, storage, textures, uniform, workgroupSize: workgroupSize(fn, overrides), pipeline, layout };
   }
 }
 

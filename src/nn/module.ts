@@ -31,6 +31,11 @@ export class Module {
     return m;
   }
 
+  /** The computation of a layer or model; every subclass that is called overrides it. */
+  forward(x: Tensor): Tensor {
+    throw new Error(`${this.constructor.name} has no forward() (called with [${x.shape.join(', ')}])`);
+  }
+
   /** Direct submodules, in registration order. */
   namedChildren(): [string, Module][] {
     return [...this.children];

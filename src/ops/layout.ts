@@ -16,6 +16,12 @@ export function filled(shape: readonly number[], value: number, dtype: Tensor['d
   return out;
 }
 
+/** count (one int32) += n on the GPU, in stream order: a counter kept without readbacks. */
+export function addCount(count: Tensor, n: number): void {
+  if (count.dtype !== 'int32' || count.size !== 1) throw new Error(`addCount: expected one int32, got ${count.dtype} [${count.shape.join(', ')}]`);
+  launch('fill', 'add_count', { count }, { n, rows: 0, cols: 0, value: 0 }, [1]);
+}
+
 export function transposeLast2(x: Tensor): Tensor {
   if (x.ndim < 2) throw new Error(`transpose: needs at least 2 dimensions, got [${x.shape.join(', ')}]`);
   const rows = x.shape[x.ndim - 2]!;

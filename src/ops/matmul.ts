@@ -1,8 +1,10 @@
 // Batched matrix multiply (kernels/matmul.wgsl), with either operand transposed in place and a
 // 2-D operand broadcast over the other's batch, as torch.matmul does.
+import type { Backend } from '../gpu/backend.js';
+import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { launch } from './launch.js';
-import { planMatmul } from './matmul-plan.js';
+import { planMatmul, type MatmulOptions, type MatmulPlan, type MatmulTarget, type SimdPlan } from './matmul-plan.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
 
@@ -51,11 +53,106 @@ function dims(a: readonly number[], b: readonly number[], { transposeA, transpos
   };
 }
 
-/** out = op(a)·op(b), outside the tape. */
-export function runMatmul(a: Tensor, b: Tensor, attrs: MatmulAttrs): Tensor {
+const targets = new WeakMap<Backend, MatmulTarget>();
+
+/** The SIMD path needs a CPU adapter whose subgroups are exactly 8 lanes (lavapipe on AVX2). */
+function matmulTarget(gpu: Backend): MatmulTarget {
+  let target = targets.get(gpu);
+  if (!target) {
+    const info = gpu.device.adapterInfo;
+    const simd = gpu.isSoftware && gpu.device.features.has('subgroups') && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
+    target = { simd, maxTextureSize: gpu.limits.maxTextureDimension2D };
+    targets.set(gpu, target);
+  }
+  return target;
+}
+
+/**
+ * The rgba32float textures the SIMD path packs its operands into, one per operand, reused by
+ * every call: later dispatches in the same pass read what earlier ones wrote, in order. A texture
+ * only grows; the old one is destroyed after a flush, once no unsubmitted command refers to it.
+ */
+const packTextures = new WeakMap<Backend, { a?: GPUTexture; b?: GPUTexture }>();
+
+function packTexture(gpu: Backend, operand: 'a' | 'b', [width, height]: [number, number]): GPUTexture {
+  let held = packTextures.get(gpu);
+  if (!held) packTextures.set(gpu, (held = {}));
+  const old = held[operand];
+  if (old && old.width >= width && old.height >= height) return old;
+  const round = (n: number): number => Math.ceil(n / 64) * 64;
+  const texture = gpu.device.createTexture({
+    label: `dawnet matmul packed ${operand.toUpperCase()}`,
+    size: [round(Math.max(width, old?.width ?? 0)), round(Math.max(height, old?.height ?? 0))],
+    format: 'rgba32float',
+    usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+  });
+  if (old) {
+    gpu.flush();
+    old.destroy();
+  }
+  held[operand] = texture;
+  return texture;
+}
+
+function runSimd(gpu: Backend, plan: SimdPlan, out: Tensor, a: Tensor, b: Tensor, d: Dims, attrs: MatmulAttrs): void {
+  const texA = packTexture(gpu, 'a', plan.textureA);
+  const texB = packTexture(gpu, 'b', plan.textureB);
+  const params = {
+    M: d.M,
+    N: d.N,
+    K: d.K,
+    transA: attrs.transposeA ? 1 : 0,
+    transB: attrs.transposeB ? 1 : 0,
+    strideA: d.strideA,
+    strideB: d.strideB,
+    strideOut: d.M * d.N,
+    rowsA: d.strideA === 0 ? 0 : d.M,
+    rowsB: d.strideB === 0 ? 0 : plan.kPadded,
+  };
+  const batchA = d.strideA === 0 ? 1 : d.batch;
+  const batchB = d.strideB === 0 ? 1 : d.batch;
+  const k4 = plan.kPadded / 4;
+  const n4 = Math.ceil(d.N / 4);
+  const kernel = (entry: string) => gpu.kernel('matmul_simd', entry);
+  // pack_a / pack_b put lanes (x) along the source's contiguous dimension, which is the texel
+  // column for a stored operand and the texture row for a transposed one.
+  const grid = (transposed: boolean, texels: number, rowsPerItem: number, items: number): [number, number, number] =>
+    transposed ? [Math.ceil(rowsPerItem / 8), Math.ceil(texels / 8), items] : [Math.ceil(texels / 8), Math.ceil(rowsPerItem / 8), items];
+  // An untransposed operand already is its packed layout: rows of whole texels, stacked by batch
+  // item. It is a plain copy when a row is a multiple of 256 bytes, the copy's row pitch; else a
+  // vec4-per-texel kernel; transposed or ragged operands go element by element, which also writes
+  // the zero padding past K and N.
+  const rows = d.K % 4 === 0;
+  if (rows && !attrs.transposeA && d.K % 64 === 0) gpu.copyToTexture(a.view, texA, 4 * d.K, plan.textureA);
+  else if (rows && !attrs.transposeA) gpu.dispatch(kernel('pack_a_rows'), { a4: a.view, packed: texA.createView() }, params, [Math.ceil(k4 / 8), Math.ceil(d.M / 8), batchA]);
+  else gpu.dispatch(kernel('pack_a'), { a: a.view, packed: texA.createView() }, params, grid(attrs.transposeA, k4, d.M, batchA));
+  if (rows && !attrs.transposeB && d.N % 64 === 0) gpu.copyToTexture(b.view, texB, 4 * d.N, plan.textureB);
+  else if (rows && !attrs.transposeB && d.N % 4 === 0) gpu.dispatch(kernel('pack_b_rows'), { b4: b.view, packed: texB.createView() }, params, [Math.ceil(n4 / 8), Math.ceil(d.K / 8), batchB]);
+  else gpu.dispatch(kernel('pack_b'), { b: b.view, packed: texB.createView() }, params, grid(attrs.transposeB, n4, plan.kPadded, batchB));
+  gpu.dispatch(gpu.kernel('matmul_simd', 'matmul_simd', plan.overrides), { out: out.view, packedA: texA.createView(), packedB: texB.createView() }, params, plan.workgroups);
+}
+
+function plan(d: Dims, gpu: Backend, options: MatmulOptions): MatmulPlan {
+  const batchA = d.strideA === 0 ? 1 : d.batch;
+  const batchB = d.strideB === 0 ? 1 : d.batch;
+  return planMatmul(d.M, d.N, d.K, d.batch, matmulTarget(gpu), batchA, batchB, options);
+}
+
+/** The kernel and tile runMatmul would use for these operand shapes on the open device. */
+export function matmulPlanFor(a: readonly number[], b: readonly number[], attrs: MatmulAttrs, options: MatmulOptions = {}): MatmulPlan {
+  return plan(dims(a, b, attrs), backend(), options);
+}
+
+/** out = op(a)·op(b), outside the tape. `options` pins the kernel (tests and benchmarks). */
+export function runMatmul(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: MatmulOptions = {}): Tensor {
   const d = dims(a.shape, b.shape, attrs);
   const out = Tensor.empty([...d.batchShape, d.M, d.N]);
-  const plan = planMatmul(d.M, d.N, d.K, d.batch);
+  const gpu = backend();
+  const chosen = plan(d, gpu, options);
+  if (chosen.path === 'simd') {
+    runSimd(gpu, chosen, out, a, b, d, attrs);
+    return out;
+  }
   const params = {
     M: d.M,
     N: d.N,
@@ -66,7 +163,7 @@ export function runMatmul(a: Tensor, b: Tensor, attrs: MatmulAttrs): Tensor {
     strideB: d.strideB,
     strideOut: d.M * d.N,
   };
-  launch('matmul', plan.entry, { out, a, b }, params, plan.workgroups, plan.overrides);
+  launch('matmul', chosen.entry, { out, a, b }, params, chosen.workgroups, chosen.overrides);
   return out;
 }
 
@@ -130,8 +227,13 @@ export const matmulOps = {
       { shapes: [[3, 7, 5], [5, 6]], attrs: plain },
       { shapes: [[7, 5], [3, 5, 6]], attrs: plain },
       { shapes: [[130, 33], [33, 65]], attrs: plain },
+      // Big enough (M·N·K ≥ 2^16) for the SIMD path on CPU adapters: K not a multiple of 4, a
+      // broadcast operand with whole-texel rows, and both operands stored transposed.
+      { shapes: [[65, 130], [130, 67]], attrs: plain },
+      { shapes: [[2, 40, 128], [128, 36]], attrs: plain },
+      { shapes: [[33, 130], [65, 33]], attrs: { transposeA: true, transposeB: true } },
     ] satisfies OpCase<MatmulAttrs>[],
-    // Sums of K float32 products: error grows like sqrt(K) ulp; K ≤ 33 here.
+    // Sums of K float32 products: error grows like sqrt(K) ulp; K ≤ 130 here.
     tolerance: { rtol: 1e-5, atol: 1e-5 },
     gradTolerance: { rtol: 1e-3, atol: 1e-4 },
   } satisfies OpDef<MatmulAttrs>,

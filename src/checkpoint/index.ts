@@ -1,0 +1,26 @@
+// Checkpoints (safetensors files with PyTorch names) and the safetensors reader and writer.
+export {
+  CHECKPOINT_FORMAT_VERSION,
+  CheckpointError,
+  loadCheckpoint,
+  saveCheckpoint,
+  type CheckpointMetadata,
+  type CheckpointOptimizer,
+  type LoadCheckpointOptions,
+  type LoadedCheckpoint,
+  type SaveCheckpointOptions,
+} from './checkpoint.js';
+export {
+  parseSafetensors,
+  planSafetensors,
+  readSafetensors,
+  SafetensorsError,
+  serializeSafetensors,
+  writeFileAtomic,
+  writeSafetensors,
+  type SafetensorsContents,
+  type SafetensorsData,
+  type SafetensorsDType,
+  type SafetensorsTensor,
+  type TensorSpec,
+} from './safetensors.js';

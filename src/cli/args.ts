@@ -1,0 +1,120 @@
+// Command-line parsing for dawnet's commands: each command declares its flags once (name, type,
+// default, help), and gets parsing, validation, aliases and a --help text from that declaration.
+// Flag names follow the PyTorch scripts users come from (--dataroot, --batchSize, --niter).
+import { parseArgs } from 'node:util';
+
+export type FlagType = 'string' | 'number' | 'int' | 'boolean';
+
+export interface Flag {
+  type: FlagType;
+  help: string;
+  default?: string | number | boolean;
+  /** Allowed values (string flags). */
+  choices?: readonly string[];
+  /** Other long names accepted for the same flag (e.g. --niter for --epochs). */
+  aliases?: readonly string[];
+  /** Accept the flag several times (string flags), giving an array. */
+  multiple?: boolean;
+}
+
+export type Flags = Record<string, Flag>;
+
+type ValueOf<F extends Flag> = F['multiple'] extends true
+  ? string[]
+  : F['type'] extends 'boolean'
+    ? boolean
+    : F['type'] extends 'string'
+      ? F['default'] extends string
+        ? string
+        : string | undefined
+      : F['default'] extends number
+        ? number
+        : number | undefined;
+
+export type Parsed<F extends Flags> = { [K in keyof F]: ValueOf<F[K]> };
+
+/** A usage error: the CLI prints its message (no stack trace) and exits with status 2. */
+export class UsageError extends Error {}
+
+export interface Command<F extends Flags> {
+  name: string;
+  summary: string;
+  flags: F;
+  /** Extra lines after the flag list (examples). */
+  epilog?: string;
+}
+
+export function helpText<F extends Flags>(cmd: Command<F>): string {
+  const rows = Object.entries(cmd.flags).map(([name, f]) => {
+    const names = [name, ...(f.aliases ?? [])].map((n) => `--${n}`).join(', ');
+    const value = f.type === 'boolean' ? '' : f.choices ? ` ${f.choices.join('|')}` : ` <${f.type === 'string' ? 'value' : f.type}>`;
+    const def = f.default !== undefined && f.default !== false ? ` (default: ${f.default})` : '';
+    return [`  ${names}${value}`, `${f.help}${def}`];
+  });
+  rows.push(['  --help', 'show this help']);
+  const width = Math.min(34, Math.max(...rows.map(([l]) => l!.length)) + 2);
+  const lines = rows.map(([l, r]) => (l!.length >= width ? `${l}\n${' '.repeat(width)}${r}` : `${l!.padEnd(width)}${r}`));
+  return [`Usage: npm run ${cmd.name} -- [options]`, '', cmd.summary, '', 'Options:', ...lines, ...(cmd.epilog ? ['', cmd.epilog] : [])].join('\n');
+}
+
+/** Parses argv against the declaration; returns null when --help was asked (after printing it). */
+export function parseCommand<F extends Flags>(cmd: Command<F>, argv: readonly string[] = process.argv.slice(2)): Parsed<F> | null {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { help: { type: 'boolean' } };
+  const canonical = new Map<string, string>();
+  for (const [name, f] of Object.entries(cmd.flags)) {
+    for (const n of [name, ...(f.aliases ?? [])]) {
+      options[n] = { type: f.type === 'boolean' ? 'boolean' : 'string', ...(f.multiple ? { multiple: true } : {}) };
+      canonical.set(n, name);
+    }
+  }
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError(`${cmd.name}: ${err instanceof Error ? err.message.replace(/\. To specify.*$/s, '') : String(err)} (see --help)`);
+  }
+  if (values.help) {
+    process.stdout.write(`${helpText(cmd)}\n`);
+    return null;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(cmd.flags)) out[name] = f.multiple ? [] : f.default;
+  for (const [given, raw] of Object.entries(values)) {
+    if (given === 'help' || raw === undefined) continue;
+    const name = canonical.get(given)!;
+    const f = cmd.flags[name]!;
+    out[name] = f.multiple ? (raw as string[]) : convert(cmd.name, given, f, raw as string | boolean);
+  }
+  return out as Parsed<F>;
+}
+
+function convert(command: string, given: string, f: Flag, raw: string | boolean): string | number | boolean {
+  if (f.type === 'boolean') return raw as boolean;
+  const text = raw as string;
+  if (f.type === 'string') {
+    if (f.choices && !f.choices.includes(text)) throw new UsageError(`${command}: --${given} must be one of ${f.choices.join(', ')}, got '${text}'`);
+    return text;
+  }
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${command}: --${given} expects a number, got '${text}'`);
+  if (f.type === 'int' && !Number.isInteger(n)) throw new UsageError(`${command}: --${given} expects an integer, got '${text}'`);
+  return n;
+}
+
+/**
+ * Runs a command's main function with the CLI's error policy: usage and data errors print one
+ * line and exit 2 / 1 without a stack trace; anything else keeps its stack (it is a bug).
+ */
+export async function runMain(main: () => Promise<void>, expected: readonly (new (...args: never[]) => Error)[] = []): Promise<void> {
+  try {
+    await main();
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 2;
+    } else if (err instanceof Error && expected.some((E) => err instanceof E)) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exitCode = 1;
+    } else throw err;
+  }
+}

@@ -1,0 +1,64 @@
+// Clipping by global norm (torch.nn.utils.clip_grad_norm_) over an optimizer's gradient arenas:
+// per-workgroup sums of squares, then one workgroup sums them in a fixed order, writes the norm
+// to a tensor and the factor min(maxNorm / (norm + 1e-6), 1) to a small buffer that the next
+// update kernel multiplies the gradients by: one dispatch per chunk and one more (plus one per
+// parameter without a gradient), no readback.
+import type { BufferView } from '../gpu/backend.js';
+import { backend } from '../runtime.js';
+import { Tensor } from '../tensor.js';
+import { arenaView, type Chunk } from './arena.js';
+
+/** Elements one workgroup of grad_norm_partial sums (ITEMS · WG in kernels/optim.wgsl). */
+const PER_WORKGROUP = 8 * 256;
+
+export class GradNorm {
+  /** [norm, factor], bound read-only as `clip_coef` by the update kernels. */
+  readonly factor: GPUBuffer;
+  private readonly partials: GPUBuffer;
+  private readonly partialCount: number;
+
+  constructor(private readonly chunks: readonly Chunk[], label: string) {
+    const gpu = backend();
+    this.partialCount = chunks.reduce((n, c) => n + Math.ceil(c.elements / PER_WORKGROUP), 0);
+    this.partials = gpu.alloc(this.partialCount * 4, `${label} norm partials`);
+    this.factor = gpu.alloc(8, `${label} clip factor`);
+  }
+
+  get factorView(): BufferView {
+    return { buffer: this.factor, offset: 0, size: 8 };
+  }
+
+  /** Encodes the norm of the gathered gradients; returns it as a scalar tensor (not read back). */
+  encode(maxNorm: number): Tensor {
+    const gpu = backend();
+    const zero = gpu.kernel('optim', 'grad_zero');
+    const partial = gpu.kernel('optim', 'grad_norm_partial');
+    const partials = { buffer: this.partials, offset: 0, size: this.partialCount * 4 };
+    let offset = 0;
+    for (const chunk of this.chunks) {
+      const grad = arenaView(chunk, chunk.grad);
+      // The arena still holds an older gradient where .grad is null: count it as zero, as
+      // PyTorch skips None gradients.
+      for (const s of chunk.segments) {
+        if (!s.param.grad && s.size > 0) gpu.dispatch(zero, { grad_rw: grad }, { start: s.offset, count: s.size }, [Math.ceil(s.size / 256)]);
+      }
+      const groups = Math.ceil(chunk.elements / PER_WORKGROUP);
+      gpu.dispatch(partial, { grad, partials }, { count: chunk.elements, partial_offset: offset }, [groups]);
+      offset += groups;
+    }
+    const norm = Tensor.empty([]);
+    gpu.dispatch(
+      gpu.kernel('optim', 'grad_norm_final'),
+      { partials, norm_out: norm.view, clip_out: this.factorView },
+      { count: this.partialCount, max_norm: maxNorm },
+      [1],
+    );
+    return norm;
+  }
+
+  dispose(): void {
+    const gpu = backend();
+    gpu.release(this.partials);
+    gpu.release(this.factor);
+  }
+}
