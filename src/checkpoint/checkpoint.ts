@@ -67,6 +67,11 @@ export interface LoadCheckpointOptions {
    * backbone without its head, for fine-tuning); shapes must still match. Default true.
    */
   strict?: boolean;
+  /**
+   * Model tensors whose names start with one of these are not read (a pretrained network's
+   * classifier, replaced by a new head of another shape). Needs strict: false.
+   */
+  skip?: readonly string[];
 }
 
 export interface LoadedCheckpoint extends CheckpointMetadata {
@@ -226,7 +231,7 @@ function optimizerState(
  * states included, for the caller to restore (Generator.setState).
  */
 export async function loadCheckpoint(path: string, options: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
-  const { model, strict = true } = options;
+  const { model, strict = true, skip = [] } = options;
   const file = await readSafetensors(path);
   const { tensors, metadata } = file;
   const versionText = metadata['dawnet.format_version'];
@@ -237,7 +242,7 @@ export async function loadCheckpoint(path: string, options: LoadCheckpointOption
   const problems: string[] = [];
   const state: StateDict = new Map();
   for (const [name, t] of tensors) {
-    if (name === PREFIX || name.startsWith(`${PREFIX}.`)) continue;
+    if (name === PREFIX || name.startsWith(`${PREFIX}.`) || skip.some((p) => name.startsWith(p))) continue;
     state.set(name, toHost(name, t, problems));
   }
   let missing: string[] = [];

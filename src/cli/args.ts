@@ -46,7 +46,7 @@ export interface Command<F extends Flags> {
 
 export function helpText<F extends Flags>(cmd: Command<F>): string {
   const rows = Object.entries(cmd.flags).map(([name, f]) => {
-    const names = [name, ...(f.aliases ?? [])].map((n) => `--${n}`).join(', ');
+    const names = [name, ...(f.aliases ?? []), ...(f.type === 'boolean' && f.default === true ? [`no-${name}`] : [])].map((n) => `--${n}`).join(', ');
     const value = f.type === 'boolean' ? '' : f.choices ? ` ${f.choices.join('|')}` : ` <${f.type === 'string' ? 'value' : f.type}>`;
     const def = f.default !== undefined && f.default !== false ? ` (default: ${f.default})` : '';
     return [`  ${names}${value}`, `${f.help}${def}`];
@@ -65,6 +65,11 @@ export function parseCommand<F extends Flags>(cmd: Command<F>, argv: readonly st
     for (const n of [name, ...(f.aliases ?? [])]) {
       options[n] = { type: f.type === 'boolean' ? 'boolean' : 'string', ...(f.multiple ? { multiple: true } : {}) };
       canonical.set(n, name);
+      // Node 20's parseArgs has no negation: --no-<flag> is declared beside each boolean flag.
+      if (f.type === 'boolean') {
+        options[`no-${n}`] = { type: 'boolean' };
+        canonical.set(`no-${n}`, name);
+      }
     }
   }
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -83,7 +88,7 @@ export function parseCommand<F extends Flags>(cmd: Command<F>, argv: readonly st
     if (given === 'help' || raw === undefined) continue;
     const name = canonical.get(given)!;
     const f = cmd.flags[name]!;
-    out[name] = f.multiple ? (raw as string[]) : convert(cmd.name, given, f, raw as string | boolean);
+    out[name] = f.multiple ? (raw as string[]) : given.startsWith('no-') && f.type === 'boolean' && !cmd.flags[given] ? !raw : convert(cmd.name, given, f, raw as string | boolean);
   }
   return out as Parsed<F>;
 }

@@ -24,6 +24,15 @@ export class FeatureNet extends Module {
     return y;
   }
 
+  /** Runs the stages after `name` on x, the output of stage `name` (a second head on shared features). */
+  forwardFrom(name: string, x: Tensor): Tensor {
+    const i = this.stageNames.indexOf(name);
+    if (i < 0) throw new Error(`${this.constructor.name}: no stage named ${name} (stages: ${this.stageNames.join(', ')})`);
+    let y = x;
+    for (const [, fn] of this.stages.slice(i + 1)) y = fn(y);
+    return y;
+  }
+
   /** The outputs of the named stages, running the network only as far as the last of them. */
   features(x: Tensor, names: readonly string[]): Record<string, Tensor> {
     const order = this.stageNames;

@@ -1,0 +1,161 @@
+// Supervised classifiers on K labels per class: train:finetune (a pretrained RotNet backbone,
+// loaded without its rotation head), train:supervised (the same architecture from scratch: the
+// baseline every comparison needs) and train:gan-classifier (a classifier on a DCGAN
+// discriminator's trunk). All three train with src/train/fit.ts.
+import { GanClassifier } from '../../../models/dcgan.js';
+import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import type { Dataset } from '../../data/dataset.js';
+import { defaultGenerator } from '../../random.js';
+import { channelStats, labeledSplit, openSplits } from '../../train/data.js';
+import { fitClassifier, type FitResult } from '../../train/fit.js';
+import { freezeThrough } from '../../train/freeze.js';
+import { Run } from '../../train/run.js';
+import { classifierPrefix } from '../../train/zoo.js';
+import { UsageError, type Flags, type Parsed } from '../args.js';
+import { buildFromSpec, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf, specFromArgs, type ModelSpec } from '../common.js';
+import { dataFlags, labelFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+
+export interface ClassifyResult extends FitResult {
+  outf: string;
+  labeled: number;
+}
+
+const classifyFlags = {
+  ...dataFlags,
+  ...labelFlags,
+  ...sgdFlags,
+  ...scheduleFlags,
+  ...runFlags,
+  batchSize: { type: 'int', default: 64, help: 'images per step' },
+  epochs: { type: 'int', default: 100, aliases: ['niter'], help: 'epochs to train' },
+  schedule: { ...scheduleFlags.schedule, default: 'cosine' },
+  lr: { type: 'number', default: 0.05, help: 'learning rate of the head (and of everything, from scratch)' },
+  backboneLr: { type: 'number', help: 'learning rate of the pretrained layers (default: --lr)' },
+  freeze: { type: 'string', help: "train nothing up to and including this stage (e.g. conv2, layer3, trunk); default: nothing frozen" },
+  augment: { type: 'boolean', default: true, help: 'random crop (padding imageSize/8) and horizontal flip' },
+  epochSize: { type: 'int', help: 'images per epoch, drawn in order with repetition (few labels: e.g. 10000)' },
+  valSamples: { type: 'int', default: 0, help: 'validation images per class, the ones after the first trainSamples (0: none)' },
+  patience: { type: 'int', default: 0, help: 'early stopping: epochs without a better validation top-1 (needs --valSamples; 0: off)' },
+} as const satisfies Flags;
+
+type ClassifyArgs = Parsed<typeof classifyFlags>;
+
+interface Source {
+  /** The model's description, given the data. */
+  spec(data: Dataset, normalize: ModelSpec['normalize']): Promise<ModelSpec>;
+  /** Fills the new model with pretrained weights. */
+  load?(model: ReturnType<typeof buildFromSpec>, spec: ModelSpec): Promise<void>;
+  defaultFreeze?: string;
+}
+
+async function classify(name: string, a: ClassifyArgs, source: Source): Promise<ClassifyResult> {
+  const outf = outfOf(name, a.outf);
+  const splits = await openSplits(a.dataroot, { imageSize: a.imageSize });
+  try {
+    const { labeled, val } = labeledSplit(splits.train, a.trainSamples, a.valSamples);
+    if (a.patience > 0 && !val) throw new UsageError('--patience needs a validation split: pass --valSamples');
+    const normalize = await channelStats(splits.train);
+    const spec = await source.spec(splits.train, normalize);
+    checkDataMatches(spec, splits.train, name);
+    defaultGenerator.manualSeed(a.manualSeed);
+    const model = buildFromSpec(spec, a.manualSeed);
+    try {
+      if (source.load) await source.load(model, spec);
+      const frozen = freezeThrough(model, a.freeze ?? source.defaultFreeze ?? null);
+      const run = new Run(outf, name, a);
+      run.log(
+        `${name}: ${spec.model} on ${labeled.length} labeled images (${a.trainSamples || 'all'} per class, ${labeled.classes.length} classes)` +
+          `${val ? `, ${val.length} for validation` : ''}, tested on ${splits.test.length} (${splits.testFrom})${frozen.through ? `; frozen through ${frozen.through}` : ''}; output in ${outf}`,
+      );
+      try {
+        const result = await fitClassifier({
+          run,
+          model,
+          frozen,
+          headPrefix: classifierPrefix(model),
+          data: { train: labeled, val, test: splits.test, normalize: spec.normalize },
+          settings: { ...a, backboneLr: a.backboneLr, epochSize: a.epochSize, resume: a.resume },
+          schedule: (steps) => scheduleOf(a, steps),
+          args: { ...a, modelSpec: spec },
+        });
+        const top5 = result.test.top5 === undefined ? '' : `, top-5 ${(100 * result.test.top5).toFixed(2)} %`;
+        run.log(`${name}: test top-1 ${(100 * result.test.top1).toFixed(2)} %${top5} (epoch ${result.epoch})`);
+        run.metric({ kind: 'result', epoch: result.epoch, testTop1: result.test.top1, testTop5: result.test.top5, labeledPerClass: a.trainSamples });
+        return { ...result, outf, labeled: labeled.length };
+      } finally {
+        run.close();
+      }
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    await splits.close();
+  }
+}
+
+export const finetune = defineCommand(
+  {
+    name: 'train:finetune',
+    summary: 'Fine-tune a pretrained network (e.g. RotNet) on K labels per class, with a new head.',
+    flags: { ...classifyFlags, net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors)' } },
+    epilog: 'Example: npm run train:finetune -- --net runs/rotnet/net_best.safetensors --trainSamples 100 --freeze conv2',
+  },
+  async (a) => {
+    const net = a.net;
+    if (!net) throw new UsageError('train:finetune: --net is required (a checkpoint written by train:rotnet)');
+    const meta = await loadCheckpoint(net);
+    const pretrained = specFromArgs(meta.args, net);
+    return classify('train:finetune', a, {
+      spec: async (data, normalize) => ({ ...pretrained, numClasses: data.classes.length, classNames: [...data.classes], normalize: pretrained.normalize ?? normalize }),
+      load: async (model) => {
+        const loaded = await loadCheckpoint(net, { model, strict: false, skip: [classifierPrefix(model)] });
+        if (loaded.missing.some((k) => !k.startsWith(classifierPrefix(model)))) {
+          throw new UsageError(`${net} lacks backbone tensors: ${loaded.missing.filter((k) => !k.startsWith(classifierPrefix(model))).slice(0, 5).join(', ')}`);
+        }
+      },
+    });
+  },
+);
+
+export const supervised = defineCommand(
+  {
+    name: 'train:supervised',
+    summary: 'Train a network from scratch on K labels per class: the baseline for pretrained features.',
+    flags: { ...classifyFlags, ...modelFlags },
+    epilog: 'Example: npm run train:supervised -- --model nin --trainSamples 100',
+  },
+  async (a) => classify('train:supervised', a, { spec: async (data, normalize) => modelSpecOf(a, data, data.classes.length, normalize) }),
+);
+
+export const ganClassifier = defineCommand(
+  {
+    name: 'train:gan-classifier',
+    summary: "Train a classifier on a DCGAN discriminator's trunk (frozen by default) with K labels per class.",
+    flags: { ...classifyFlags, netD: { type: 'string', help: 'the discriminator checkpoint (train:dcgan writes netD_epoch_N.safetensors)' } },
+    epilog: 'Example: npm run train:gan-classifier -- --netD runs/dcgan/netD_epoch_25.safetensors --imageSize 32 --trainSamples 100',
+  },
+  async (a) => {
+    const netD = a.netD;
+    if (!netD) throw new UsageError('train:gan-classifier: --netD is required (a checkpoint written by train:dcgan)');
+    const meta = await loadCheckpoint(netD);
+    const gan = meta.args?.gan as { ndf: number; nc: number; imageSize: number; normalize: ModelSpec['normalize'] } | undefined;
+    if (!gan) throw new UsageError(`${netD} carries no discriminator description (args.gan); was it written by train:dcgan?`);
+    return classify('train:gan-classifier', a, {
+      spec: async (data) => ({
+        model: 'dcgan-classifier',
+        ndf: gan.ndf,
+        ninStages: 0,
+        numClasses: data.classes.length,
+        inChannels: gan.nc,
+        imageSize: gan.imageSize,
+        normalize: gan.normalize,
+        classNames: [...data.classes],
+      }),
+      load: async (model) => {
+        if (!(model instanceof GanClassifier)) throw new Error('train:gan-classifier: expected a GanClassifier');
+        await loadCheckpoint(netD, { model: model.discriminator });
+      },
+      defaultFreeze: 'trunk',
+    });
+  },
+);

@@ -1,0 +1,139 @@
+// train:dcgan — the PyTorch DCGAN example (Radford et al., 2016): Adam (2e-4, β1 0.5), binary
+// cross-entropy, a discriminator step on a real and a fake batch, then a generator step; images
+// scaled to [−1, 1]. Each epoch writes a grid of samples from fixed noise
+// (fake_samples_epoch_NNN.png) and netG/netD checkpoints; train:gan-classifier reuses netD.
+import { writeFileSync } from 'node:fs';
+import { DcganDiscriminator, DcganGenerator } from '../../../models/dcgan.js';
+import { noGrad } from '../../autograd/tape.js';
+import { full, randn } from '../../creation.js';
+import { DataLoader } from '../../data/loader.js';
+import * as F from '../../functional.js';
+import { Adam } from '../../optim/adam.js';
+import { defaultGenerator, Generator } from '../../random.js';
+import { scope } from '../../scope.js';
+import { Checkpoints, restoreMetrics } from '../../train/checkpoints.js';
+import { openSplits } from '../../train/data.js';
+import { imageGridPng } from '../../train/png.js';
+import { Run } from '../../train/run.js';
+import { Trainer } from '../../train/trainer.js';
+import { UsageError } from '../args.js';
+import { defineCommand, outfOf } from '../common.js';
+import { runFlags } from '../flags.js';
+
+export interface DcganResult {
+  outf: string;
+  steps: number;
+  lossD: number;
+  lossG: number;
+}
+
+export const dcgan = defineCommand(
+  {
+    name: 'train:dcgan',
+    summary: 'DCGAN: train a generator and a discriminator adversarially; sample grids as PNG every epoch.',
+    flags: {
+      dataroot: { type: 'string', help: 'images (any folder, IDX, CIFAR, a pack, fashion-mnist); the built-in Fashion-MNIST subset when left out' },
+      imageSize: { type: 'int', default: 64, help: '32 or 64 (images are resized)' },
+      batchSize: { type: 'int', default: 64, help: 'images per step' },
+      nz: { type: 'int', default: 100, help: 'size of the latent vector z' },
+      ngf: { type: 'int', default: 64, help: 'generator width' },
+      ndf: { type: 'int', default: 64, help: 'discriminator width' },
+      lr: { type: 'number', default: 0.0002, help: 'Adam learning rate' },
+      beta1: { type: 'number', default: 0.5, help: 'Adam β1' },
+      ...runFlags,
+      epochs: { type: 'int', default: 25, aliases: ['niter'], help: 'epochs to train' },
+      verbIter: { type: 'int', default: 50, help: 'report the losses every verbIter steps' },
+    },
+    epilog: 'Example: npm run train:dcgan -- --dataroot ~/faces --imageSize 64 --niter 25',
+  },
+  async (a): Promise<DcganResult> => {
+    if (a.imageSize !== 32 && a.imageSize !== 64) throw new UsageError(`train:dcgan: --imageSize must be 32 or 64, got ${a.imageSize}`);
+    const imageSize = a.imageSize;
+    const outf = outfOf('train:dcgan', a.outf);
+    const splits = await openSplits(a.dataroot, { imageSize, unlabeled: true });
+    const data = splits.train;
+    const nc = data.channels;
+    const init = new Generator(a.manualSeed);
+    const netG = new DcganGenerator({ nz: a.nz, ngf: a.ngf, nc, imageSize, generator: init });
+    const netD = new DcganDiscriminator({ ndf: a.ndf, nc, imageSize, generator: init });
+    defaultGenerator.manualSeed(a.manualSeed);
+    const order = new Generator(a.manualSeed + 1);
+    const noise = new Generator(a.manualSeed + 2);
+    const normalize = { mean: Array(nc).fill(0.5), std: Array(nc).fill(0.5) };
+    const loader = new DataLoader(data, { batchSize: a.batchSize, shuffle: true, dropLast: true, generator: order, transform: { normalize } });
+    if (loader.length === 0) throw new UsageError(`train:dcgan: ${data.length} images are fewer than one batch of ${a.batchSize}`);
+    const optD = new Adam(netD.parameters(), { lr: a.lr, betas: [a.beta1, 0.999] });
+    const optG = new Adam(netG.parameters(), { lr: a.lr, betas: [a.beta1, 0.999] });
+    const fixedNoise = randn([64, a.nz, 1, 1], { generator: new Generator(a.manualSeed + 3) }).keep();
+    const real = full([a.batchSize], 1).keep();
+    const fake = full([a.batchSize], 0).keep();
+    const run = new Run(outf, 'train:dcgan', a);
+    const generators = { data: order, noise, augment: loader.augmentGenerator, global: defaultGenerator };
+    const args = { ...a, gan: { ndf: a.ndf, ngf: a.ngf, nz: a.nz, nc, imageSize, normalize } };
+    const ckD = new Checkpoints(run, { model: netD, optimizer: optD, generators, args, prefix: 'netD' });
+    const ckG = new Checkpoints(run, { model: netG, optimizer: optG, generators, args, prefix: 'netG' });
+    const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
+    let start = 0;
+    if (a.resume) {
+      ({ epoch: start, step: trainer.step } = await ckG.resume(a.resume));
+      await ckD.resume(a.resume);
+      trainer.restoreHistory(restoreMetrics(run.metricsPath, start));
+    }
+    run.log(`train:dcgan: ${data.length} images (${nc}×${imageSize}×${imageSize}); output in ${outf}`);
+    const losses = { D: Number.NaN, G: Number.NaN };
+    try {
+      for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
+        trainer.beginEpoch(epoch);
+        netG.train();
+        netD.train();
+        for await (const batch of loader) {
+          if (trainer.step === 0) writeFileSync(run.path('real_samples.png'), imageGridPng(await batch.images.toArray() as Float32Array, batch.images.shape, { range: [-1, 1] }));
+          scope(() => {
+            // (1) the discriminator: maximise log D(x) + log(1 − D(G(z))).
+            const outReal = netD.forward(batch.images);
+            const errReal = F.binaryCrossEntropy(outReal, real);
+            errReal.backward();
+            const generated = netG.forward(randn([a.batchSize, a.nz, 1, 1], { generator: noise }));
+            const outFake = netD.forward(generated.detach());
+            const errFake = F.binaryCrossEntropy(outFake, fake);
+            errFake.backward();
+            optD.step();
+            optD.zeroGrad();
+            // (2) the generator: maximise log D(G(z)), against the updated discriminator.
+            const outG = netD.forward(generated);
+            const errG = F.binaryCrossEntropy(outG, real);
+            errG.backward();
+            optG.step();
+            optG.zeroGrad();
+            optD.zeroGrad();
+            trainer.record({ loss_D: F.add(errReal, errFake), loss_G: errG, D_x: F.mean(outReal), D_G_z1: F.mean(outFake), D_G_z2: F.mean(outG) });
+          });
+          batch.dispose();
+          if (await trainer.endStep(batch.size)) break;
+        }
+        netG.eval();
+        const samples = noGrad(() => scope(() => netG.forward(fixedNoise).keep()));
+        writeFileSync(run.path(`fake_samples_epoch_${String(epoch + 1).padStart(3, '0')}.png`), imageGridPng(await samples.toArray() as Float32Array, samples.shape, { range: [-1, 1] }));
+        samples.dispose();
+        const record = await trainer.endEpoch();
+        losses.D = record.loss_D ?? Number.NaN;
+        losses.G = record.loss_G ?? Number.NaN;
+        if (trainer.stopped) {
+          run.log(`stopped (${trainer.stopped}); saved ${await ckG.saveLast(epoch, trainer.step)} and ${await ckD.saveLast(epoch, trainer.step)}`);
+        } else {
+          await ckG.saveEpoch(epoch + 1, trainer.step);
+          await ckD.saveEpoch(epoch + 1, trainer.step);
+        }
+      }
+      return { outf, steps: trainer.step, lossD: losses.D, lossG: losses.G };
+    } finally {
+      run.close();
+      for (const t of [fixedNoise, real, fake]) t.dispose();
+      optD.dispose();
+      optG.dispose();
+      netD.dispose();
+      netG.dispose();
+      await splits.close();
+    }
+  },
+);

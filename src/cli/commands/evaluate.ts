@@ -1,0 +1,83 @@
+// evaluate — top-1 and top-5 of a classifier checkpoint on labeled images (the test split of
+// --dataroot by default), or of an ensemble: several --net checkpoints whose softmax outputs are
+// averaged. Prints a table and one JSON line on stdout.
+import type { Dataset } from '../../data/dataset.js';
+import { DataLoader } from '../../data/loader.js';
+import { Generator } from '../../random.js';
+import { openSplits } from '../../train/data.js';
+import { predict } from '../../train/evaluate.js';
+import { loadClassifier } from '../teacher.js';
+import { UsageError } from '../args.js';
+import { checkDataMatches, defineCommand } from '../common.js';
+
+export interface EvaluateResult {
+  top1: number;
+  top5?: number;
+  count: number;
+  perNet: { net: string; top1: number; top5?: number }[];
+}
+
+/** Top-k hit rates of probability rows against labels. */
+export function topk(probs: Float32Array, classes: number, labels: Int32Array, k: number): number {
+  let hits = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const row = probs.subarray(i * classes, (i + 1) * classes);
+    const score = row[labels[i]!]!;
+    let above = 0;
+    for (let c = 0; c < classes; c++) if (row[c]! > score) above++;
+    if (above < k) hits++;
+  }
+  return hits / labels.length;
+}
+
+export const evaluateCommand = defineCommand(
+  {
+    name: 'evaluate',
+    summary: 'Top-1 and top-5 of a checkpoint (or an ensemble: several --net, softmax averaged) on labeled images.',
+    flags: {
+      net: { type: 'string', multiple: true, help: 'a classifier checkpoint; give it several times for an ensemble' },
+      dataroot: { type: 'string', help: 'labeled images (as the training commands take them); the built-in set when left out' },
+      split: { type: 'string', default: 'test', choices: ['test', 'train'], help: 'which split to score' },
+      batchSize: { type: 'int', default: 256, help: 'images per batch' },
+    },
+    epilog: 'Example: npm run evaluate -- --net runs/finetune/net_best.safetensors --net runs/supervised/net_best.safetensors',
+  },
+  async (a): Promise<EvaluateResult> => {
+    if (a.net.length === 0) throw new UsageError('evaluate: give at least one --net');
+    let splits: Awaited<ReturnType<typeof openSplits>> | null = null;
+    let sum: Float32Array | null = null;
+    let classes = 0;
+    let labels = new Int32Array(0);
+    let data: Dataset | null = null;
+    const perNet: EvaluateResult['perNet'] = [];
+    try {
+      for (const net of a.net) {
+        const { model, spec } = await loadClassifier(net);
+        try {
+          splits ??= await openSplits(a.dataroot, { imageSize: spec.imageSize, channels: spec.inChannels === 3 ? 3 : 1 });
+          data ??= a.split === 'test' ? splits.test : splits.train;
+          checkDataMatches(spec, data, net);
+          if (data.classes.length !== spec.numClasses) throw new UsageError(`${net} has ${spec.numClasses} classes, the data ${data.classes.length}`);
+          const loader = new DataLoader(data, { batchSize: a.batchSize, generator: new Generator(0), transform: { normalize: spec.normalize } });
+          const out = await predict(loader, (x) => model.forward(x));
+          classes = out.classes;
+          labels = Int32Array.from(out.indices, (i) => data!.labels[i]!);
+          sum ??= new Float32Array(out.probs.length);
+          for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + out.probs[i]!;
+          perNet.push({ net, top1: topk(out.probs, classes, labels, 1), ...(classes > 5 ? { top5: topk(out.probs, classes, labels, 5) } : {}) });
+        } finally {
+          model.dispose();
+        }
+      }
+    } finally {
+      await splits?.close();
+    }
+    const result: EvaluateResult = { top1: topk(sum!, classes, labels, 1), count: labels.length, perNet };
+    if (classes > 5) result.top5 = topk(sum!, classes, labels, 5);
+    const pct = (v: number | undefined) => (v === undefined ? '-' : `${(100 * v).toFixed(2)} %`);
+    for (const r of perNet) process.stderr.write(`${r.net}: top-1 ${pct(r.top1)}, top-5 ${pct(r.top5)}\n`);
+    if (perNet.length > 1) process.stderr.write(`ensemble of ${perNet.length}: top-1 ${pct(result.top1)}, top-5 ${pct(result.top5)}\n`);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return result;
+  },
+);

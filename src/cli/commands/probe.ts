@@ -1,0 +1,195 @@
+// train:probe — the RotNet evaluation protocol: the pretrained network is frozen and a new
+// classifier (linear, MLP or conv head) is trained on the features of each named block at once,
+// reporting top-1 and top-5 per block on held-out images. Features are computed once per batch
+// and shared by every head.
+import { ConvHead, LinearProbe, MlpHead } from '../../../models/heads.js';
+import { noGrad } from '../../autograd/tape.js';
+import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import { DataLoader } from '../../data/loader.js';
+import * as F from '../../functional.js';
+import { Module } from '../../nn/module.js';
+import { SGD } from '../../optim/sgd.js';
+import { LRScheduler } from '../../optim/schedules.js';
+import { zeros } from '../../creation.js';
+import { defaultGenerator, Generator } from '../../random.js';
+import { scope } from '../../scope.js';
+import type { Tensor } from '../../tensor.js';
+import { Checkpoints, restoreMetrics } from '../../train/checkpoints.js';
+import { labeledSplit, openSplits } from '../../train/data.js';
+import { Meter } from '../../train/meter.js';
+import { Run } from '../../train/run.js';
+import { Trainer } from '../../train/trainer.js';
+import { UsageError } from '../args.js';
+import { buildFromSpec, checkDataMatches, defineCommand, outfOf, scheduleOf, specFromArgs } from '../common.js';
+import { dataFlags, labelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+
+/** The heads under their blocks' names, so that one checkpoint holds them all. */
+class ProbeHeads extends Module {
+  constructor(readonly heads: readonly (readonly [string, Module])[]) {
+    super();
+    for (const [name, head] of heads) this.registerModule(name, head);
+  }
+}
+
+export interface ProbeResult {
+  outf: string;
+  /** Held-out accuracy per block after the last epoch. */
+  blocks: Record<string, { top1: number; top5?: number }>;
+}
+
+export const probe = defineCommand(
+  {
+    name: 'train:probe',
+    summary: 'Train classifiers on the frozen features of named blocks of a pretrained network (the RotNet protocol).',
+    flags: {
+      ...dataFlags,
+      ...labelFlags,
+      ...sgdFlags,
+      ...scheduleFlags,
+      ...runFlags,
+      net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors)' },
+      blocks: { type: 'string', help: 'comma-separated stages to probe (default: every stage with a feature map)' },
+      head: { type: 'string', default: 'linear', choices: ['linear', 'mlp', 'conv'], help: 'linear: pool, batch norm, Linear; mlp: two hidden layers; conv: an NIN block (RotNet’s ConvClassifier)' },
+      poolSize: { type: 'int', default: 2, help: 'linear head: feature maps are pooled to poolSize × poolSize first' },
+      batchSize: { type: 'int', default: 128, help: 'images per step' },
+      epochs: { type: 'int', default: 100, aliases: ['niter'], help: 'epochs to train' },
+    },
+    epilog: 'Example: npm run train:probe -- --net runs/rotnet/net_best.safetensors --blocks conv1,conv2,conv3 --head conv --trainSamples 100',
+  },
+  async (a): Promise<ProbeResult> => {
+    if (!a.net) throw new UsageError('train:probe: --net is required (a checkpoint written by train:rotnet)');
+    const meta = await loadCheckpoint(a.net);
+    const spec = specFromArgs(meta.args, a.net);
+    const outf = outfOf('train:probe', a.outf);
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? spec.imageSize });
+    const trunk = buildFromSpec(spec, a.manualSeed);
+    const disposers: (() => void)[] = [() => trunk.dispose()];
+    try {
+      checkDataMatches(spec, splits.train, 'train:probe');
+      await loadCheckpoint(a.net, { model: trunk });
+      trunk.eval();
+      for (const p of trunk.parameters()) p.requiresGrad_(false);
+      const { labeled } = labeledSplit(splits.train, a.trainSamples);
+      const classes = labeled.classes.length;
+      const shapes = noGrad(() =>
+        scope(() => {
+          const out = trunk.features(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize]), trunk.stageNames);
+          return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.shape.slice(1)]));
+        }),
+      );
+      const blocks = a.blocks ? a.blocks.split(',').map((b) => b.trim()) : trunk.stageNames.filter((s) => shapes[s]!.length === 3);
+      for (const b of blocks) {
+        if (!shapes[b]) throw new UsageError(`--blocks: no stage '${b}' in ${spec.model} (stages: ${trunk.stageNames.join(', ')})`);
+        if (a.head === 'conv' && shapes[b]!.length !== 3) throw new UsageError(`--head conv needs feature maps; '${b}' gives [${shapes[b]!.join(', ')}]`);
+      }
+      defaultGenerator.manualSeed(a.manualSeed);
+      const init = { generator: new Generator(a.manualSeed + 10) };
+      const heads = blocks.map((b) => {
+        const shape = shapes[b]!;
+        const head = a.head === 'conv' ? new ConvHead(shape, classes, init) : a.head === 'mlp' ? new MlpHead(shape, classes, init) : new LinearProbe(shape, classes, { poolSize: a.poolSize, ...init });
+        return [b, head] as const;
+      });
+      const all = new ProbeHeads(heads);
+      disposers.push(() => all.dispose());
+      const order = new Generator(a.manualSeed + 1);
+      const loader = new DataLoader(labeled, { batchSize: a.batchSize, shuffle: true, generator: order, transform: { normalize: spec.normalize } });
+      const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: { normalize: spec.normalize } });
+      const optimizers = Object.fromEntries(heads.map(([b, h]) => [b, new SGD(h.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay })]));
+      for (const o of Object.values(optimizers)) disposers.push(() => o.dispose());
+      const { schedule, perIteration } = scheduleOf(a, loader.length);
+      const schedulers = Object.values(optimizers).map((o) => new LRScheduler(o, schedule));
+      const run = new Run(outf, 'train:probe', a);
+      const checkpoints = new Checkpoints(run, {
+        model: all,
+        optimizer: optimizers,
+        generators: { data: order, global: defaultGenerator },
+        args: { ...a, modelSpec: spec, probe: { blocks, head: a.head } },
+        classNames: labeled.classes,
+      });
+      const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
+      let start = 0;
+      if (a.resume) {
+        ({ epoch: start, step: trainer.step } = await checkpoints.resume(a.resume));
+        trainer.restoreHistory(restoreMetrics(run.metricsPath, start));
+      }
+      run.log(`train:probe: ${a.head} heads on ${blocks.join(', ')} of ${spec.model} (${a.net}); ${labeled.length} labeled images, ${splits.test.length} held out; output in ${outf}`);
+      const result: ProbeResult = { outf, blocks: {} };
+      try {
+        for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
+          trainer.beginEpoch(epoch);
+          if (!perIteration) schedulers.forEach((s) => s.at(epoch));
+          all.train();
+          for await (const batch of loader) {
+            if (perIteration) schedulers.forEach((s) => s.at(trainer.step));
+            scope(() => {
+              const features = noGrad(() => trunk.features(batch.images, blocks));
+              for (const [b, head] of heads) {
+                const logits = head.forward(features[b]!);
+                const loss = F.crossEntropy(logits, batch.labels);
+                loss.backward();
+                trainer.record({ [`loss_${b}`]: loss });
+              }
+            });
+            for (const o of Object.values(optimizers)) {
+              o.step();
+              o.zeroGrad();
+            }
+            batch.dispose();
+            if (await trainer.endStep(batch.size)) break;
+          }
+          all.eval();
+          const scores = await scoreBlocks(testLoader, (x) => noGrad(() => trunk.features(x, blocks)), heads, classes);
+          const extra: Record<string, number> = {};
+          for (const [b, s] of Object.entries(scores)) {
+            extra[`top1_${b}`] = s.top1;
+            if (s.top5 !== undefined) extra[`top5_${b}`] = s.top5;
+          }
+          await trainer.endEpoch(extra);
+          result.blocks = scores;
+          if (trainer.stopped) run.log(`stopped (${trainer.stopped}); saved ${await checkpoints.saveLast(epoch, trainer.step)}`);
+          else await checkpoints.saveEpoch(epoch + 1, trainer.step, { name: `top1_${blocks[0]}`, value: scores[blocks[0]!]!.top1 });
+        }
+        run.metric({ kind: 'result', blocks: result.blocks, labeledPerClass: a.trainSamples, head: a.head });
+        for (const [b, s] of Object.entries(result.blocks)) {
+          run.log(`${b}: top-1 ${(100 * s.top1).toFixed(2)} %${s.top5 === undefined ? '' : `, top-5 ${(100 * s.top5).toFixed(2)} %`}`);
+        }
+        return result;
+      } finally {
+        run.close();
+      }
+    } finally {
+      for (const d of disposers.reverse()) d();
+      await splits.close();
+    }
+  },
+);
+
+/** Top-1 (and top-5) of every head over one pass of the loader, features computed once per batch. */
+async function scoreBlocks(
+  loader: DataLoader,
+  features: (x: Tensor) => Record<string, Tensor>,
+  heads: readonly (readonly [string, Module])[],
+  classes: number,
+): Promise<Record<string, { top1: number; top5?: number }>> {
+  const meters = new Map(heads.map(([b]) => [b, { top1: new Meter(), top5: new Meter() }]));
+  for await (const batch of loader) {
+    noGrad(() =>
+      scope(() => {
+        const f = features(batch.images);
+        for (const [b, head] of heads) {
+          const logits = head.forward(f[b]!);
+          meters.get(b)!.top1.add(F.topkAccuracy(logits, batch.labels, 1), batch.size);
+          if (classes > 5) meters.get(b)!.top5.add(F.topkAccuracy(logits, batch.labels, 5), batch.size);
+        }
+      }),
+    );
+    batch.dispose();
+  }
+  const out: Record<string, { top1: number; top5?: number }> = {};
+  for (const [b, m] of meters) {
+    out[b] = { top1: await m.top1.mean(), ...(classes > 5 ? { top5: await m.top5.mean() } : {}) };
+    m.top1.reset();
+    m.top5.reset();
+  }
+  return out;
+}

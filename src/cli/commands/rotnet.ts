@@ -1,0 +1,125 @@
+// train:rotnet — self-supervised RotNet pretraining (Gidaris et al., 2018): every image is shown
+// at 0°, 90°, 180° and 270° in the same batch and the network learns to tell which. No labels are
+// used; rotation accuracy on held-out images is measured after each epoch.
+import { writeFileSync } from 'node:fs';
+import { DataLoader } from '../../data/loader.js';
+import * as F from '../../functional.js';
+import { SGD } from '../../optim/sgd.js';
+import { LRScheduler } from '../../optim/schedules.js';
+import { defaultGenerator, Generator } from '../../random.js';
+import { scope } from '../../scope.js';
+import { Checkpoints, restoreMetrics } from '../../train/checkpoints.js';
+import { channelStats, openSplits } from '../../train/data.js';
+import { evaluate } from '../../train/evaluate.js';
+import { imageGridPng } from '../../train/png.js';
+import { Run } from '../../train/run.js';
+import { Trainer } from '../../train/trainer.js';
+import { UsageError } from '../args.js';
+import { buildFromSpec, defineCommand, modelSpecOf, outfOf, scheduleOf, transformOf } from '../common.js';
+import { dataFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+
+export interface RotnetResult {
+  outf: string;
+  epochs: number;
+  steps: number;
+  /** Held-out rotation accuracy after the last epoch. */
+  rotationAccuracy: number;
+  losses: number[];
+}
+
+export const rotnet = defineCommand(
+  {
+    name: 'train:rotnet',
+    summary: 'RotNet pretraining: predict which of 0°, 90°, 180°, 270° each image was rotated by. Labels are not used.',
+    flags: {
+      ...dataFlags,
+      ...modelFlags,
+      ...sgdFlags,
+      ...scheduleFlags,
+      ...runFlags,
+      rotations: { type: 'int', default: 4, help: '4: all four rotations of each image in one batch (RotNet); 1: one random rotation per image' },
+      epochSize: { type: 'int', help: 'images per epoch, drawn in order with repetition (default: the data set once)' },
+    },
+    epilog: 'Example: npm run train:rotnet -- --dataroot ~/photos --imageSize 32 --model resnet18 --epochs 100',
+  },
+  async (a): Promise<RotnetResult> => {
+    if (a.rotations !== 4 && a.rotations !== 1) throw new UsageError(`--rotations must be 4 or 1, got ${a.rotations}`);
+    const outf = outfOf('train:rotnet', a.outf);
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, unlabeled: true });
+    const { train, test, testFrom } = splits;
+    const normalize = await channelStats(train);
+    const spec = modelSpecOf(a, train, 4, normalize);
+    spec.classNames = ['0', '90', '180', '270'];
+    defaultGenerator.manualSeed(a.manualSeed);
+    const data = new Generator(a.manualSeed + 1);
+    const loader = new DataLoader(train, {
+      batchSize: a.batchSize,
+      shuffle: true,
+      generator: data,
+      ...(a.epochSize ? { epochSize: a.epochSize } : {}),
+      transform: transformOf(normalize, { rotation: a.rotations === 4 ? 'all' : 'random' }),
+    });
+    const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, { rotation: 'all' }) });
+    const { schedule, perIteration } = scheduleOf(a, loader.length);
+    const model = buildFromSpec(spec, a.manualSeed);
+    const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
+    const scheduler = new LRScheduler(optimizer, schedule);
+
+    const run = new Run(outf, 'train:rotnet', a);
+    const checkpoints = new Checkpoints(run, {
+      model,
+      optimizer,
+      generators: { data, augment: loader.augmentGenerator, global: defaultGenerator },
+      args: { ...a, modelSpec: spec },
+      classNames: spec.classNames,
+    });
+    const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
+    let start = 0;
+    if (a.resume) {
+      ({ epoch: start, step: trainer.step } = await checkpoints.resume(a.resume));
+      trainer.restoreHistory(restoreMetrics(run.metricsPath, start));
+      run.log(`resumed from epoch ${start}, step ${trainer.step}`);
+    }
+    run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; output in ${outf}`);
+    const losses: number[] = [];
+    let rotationAccuracy = Number.NaN;
+    try {
+      for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
+        trainer.beginEpoch(epoch);
+        if (!perIteration) scheduler.at(epoch);
+        model.train();
+        for await (const batch of loader) {
+          if (perIteration) scheduler.at(trainer.step);
+          if (trainer.step === 0) writeFileSync(run.path('rotations.png'), imageGridPng(await batch.images.toArray() as Float32Array, batch.images.shape, { nrow: 8 }));
+          scope(() => {
+            const logits = model.forward(batch.images);
+            const loss = F.crossEntropy(logits, batch.rotationLabels!);
+            loss.backward();
+            trainer.record({ loss, accuracy: F.topkAccuracy(logits, batch.rotationLabels!, 1) });
+          });
+          optimizer.step();
+          optimizer.zeroGrad();
+          batch.dispose();
+          if (await trainer.endStep(batch.size)) break;
+        }
+        model.eval();
+        const acc = await evaluate(heldOut, (x) => model.forward(x), (b) => b.rotationLabels!);
+        rotationAccuracy = acc.top1;
+        const record = await trainer.endEpoch({ lr: optimizer.paramGroups[0]!.lr, testLoss: acc.loss, testAccuracy: acc.top1 });
+        losses.push(record.loss ?? Number.NaN);
+        if (trainer.stopped) {
+          const path = await checkpoints.saveLast(epoch, trainer.step);
+          run.log(`stopped (${trainer.stopped}) after step ${trainer.step}; saved ${path}`);
+        } else {
+          await checkpoints.saveEpoch(epoch + 1, trainer.step, { name: 'testAccuracy', value: acc.top1 });
+        }
+      }
+    } finally {
+      run.close();
+      await splits.close();
+      optimizer.dispose();
+      model.dispose();
+    }
+    return { outf, epochs: trainer.history.length, steps: trainer.step, rotationAccuracy, losses };
+  },
+);

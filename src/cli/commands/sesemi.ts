@@ -1,0 +1,157 @@
+// train:sesemi — SESEMI (Tran, 2019): one network, two heads, trained jointly. Each step takes
+// a labeled batch (cross-entropy on the classes) and an unlabeled batch of rotated images
+// (cross-entropy on the rotation, weighted), with SESEMI's polynomial rate and linear warm-up.
+// An epoch is one pass over the unlabeled images; the labeled ones cycle beside them.
+import { noGrad } from '../../autograd/tape.js';
+import { zeros } from '../../creation.js';
+import { DataLoader, JointLoader } from '../../data/loader.js';
+import * as F from '../../functional.js';
+import type { FeatureNet } from '../../nn/feature-net.js';
+import { Linear } from '../../nn/linear.js';
+import { Module } from '../../nn/module.js';
+import { SGD } from '../../optim/sgd.js';
+import { LRScheduler } from '../../optim/schedules.js';
+import { defaultGenerator, Generator } from '../../random.js';
+import { scope } from '../../scope.js';
+import type { Tensor } from '../../tensor.js';
+import { Checkpoints, restoreMetrics } from '../../train/checkpoints.js';
+import { channelStats, labeledSplit, openSplits } from '../../train/data.js';
+import { evaluate, type Accuracy } from '../../train/evaluate.js';
+import { Run } from '../../train/run.js';
+import { Trainer } from '../../train/trainer.js';
+import { UsageError } from '../args.js';
+import { buildFromSpec, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
+import { dataFlags, labelFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+
+/** The classifier with a rotation head beside it; its state dict is the classifier's plus rotation_head.*. */
+class SesemiNet extends Module {
+  readonly rotationHead: Linear;
+  private readonly shared: string;
+
+  constructor(readonly net: FeatureNet, featureShape: readonly number[], seed: number) {
+    super();
+    for (const [name, child] of net.namedChildren()) this.registerModule(name, child);
+    this.shared = net.stageNames[net.stageNames.length - 2]!;
+    this.rotationHead = this.registerModule('rotation_head', new Linear(featureShape[0]!, 4, { generator: new Generator(seed) }));
+  }
+
+  /** Rotation logits from the shared features (globally average-pooled when they are maps). */
+  rotationLogits(x: Tensor): Tensor {
+    const f = this.net.features(x, [this.shared])[this.shared]!;
+    return this.rotationHead.forward(f.ndim === 4 ? F.mean(F.flatten(f, 2), 2) : f);
+  }
+}
+
+export interface SesemiResult {
+  outf: string;
+  test: Accuracy;
+  steps: number;
+}
+
+export const sesemi = defineCommand(
+  {
+    name: 'train:sesemi',
+    summary: 'SESEMI: supervised cross-entropy on K labels per class plus rotation prediction on all images, jointly.',
+    flags: {
+      ...dataFlags,
+      ...labelFlags,
+      ...modelFlags,
+      ...sgdFlags,
+      ...scheduleFlags,
+      ...runFlags,
+      schedule: { ...scheduleFlags.schedule, default: 'poly' },
+      lr: { type: 'number', default: 0.05, help: 'peak learning rate' },
+      warmupEpochs: { type: 'number', default: 3, help: 'epochs of linear warm-up from warmupLr' },
+      epochs: { type: 'int', default: 30, aliases: ['niter'], help: 'epochs (passes over the unlabeled images)' },
+      batchSize: { type: 'int', default: 32, help: 'labeled images per step' },
+      unlabeledBatchSize: { type: 'int', help: 'unlabeled images per step (default: --batchSize)' },
+      unlabeledRoot: { type: 'string', help: 'unlabeled images (folders, any depth); default: every training image of --dataroot, labels unused' },
+      rotationWeight: { type: 'number', default: 1, help: 'weight of the rotation loss' },
+      augment: { type: 'boolean', default: true, help: 'random crop and horizontal flip on the labeled batch' },
+    },
+    epilog: 'Example: npm run train:sesemi -- --trainSamples 100 --model resnet18 --epochs 30',
+  },
+  async (a): Promise<SesemiResult> => {
+    const outf = outfOf('train:sesemi', a.outf);
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize });
+    const extra = a.unlabeledRoot ? await openSplits(a.unlabeledRoot, { imageSize: splits.train.imageSize, channels: splits.train.channels, unlabeled: true }) : null;
+    try {
+      const { labeled } = labeledSplit(splits.train, a.trainSamples);
+      const unlabeled = extra ? extra.train : splits.train;
+      const normalize = await channelStats(unlabeled);
+      const spec = modelSpecOf(a, splits.train, labeled.classes.length, normalize);
+      defaultGenerator.manualSeed(a.manualSeed);
+      const order = new Generator(a.manualSeed + 1);
+      const crop = a.augment ? { crop: { padding: Math.max(1, Math.round(spec.imageSize / 8)) }, hflip: 0.5 } : {};
+      const main = new DataLoader(unlabeled, { batchSize: a.unlabeledBatchSize ?? a.batchSize, shuffle: true, generator: order, dropLast: true, transform: { rotation: 'random', normalize } });
+      const beside = new DataLoader(labeled, { batchSize: a.batchSize, shuffle: true, generator: new Generator(a.manualSeed + 3), transform: { ...crop, normalize } });
+      if (main.length === 0) throw new UsageError(`train:sesemi: ${unlabeled.length} unlabeled images are fewer than one batch of ${a.unlabeledBatchSize ?? a.batchSize}`);
+      const joint = new JointLoader(main, beside);
+      const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize * 2, generator: new Generator(a.manualSeed + 2), transform: { normalize } });
+      const { schedule, perIteration } = scheduleOf(a, main.length);
+      const net = buildFromSpec(spec, a.manualSeed);
+      const shared = net.stageNames[net.stageNames.length - 2]!;
+      const shape = noGrad(() => scope(() => net.features(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize]), [shared])[shared]!.shape.slice(1)));
+      const model = new SesemiNet(net, shape, a.manualSeed + 20);
+      const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
+      const scheduler = new LRScheduler(optimizer, schedule);
+      const run = new Run(outf, 'train:sesemi', a);
+      const checkpoints = new Checkpoints(run, {
+        model,
+        optimizer,
+        generators: { data: order, augment: main.augmentGenerator, labeled: beside.generator, labeledAugment: beside.augmentGenerator, global: defaultGenerator },
+        args: { ...a, modelSpec: spec },
+        classNames: labeled.classes,
+      });
+      const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: main.length, verbIter: a.verbIter, maxIters: a.maxIters });
+      let start = 0;
+      if (a.resume) {
+        ({ epoch: start, step: trainer.step } = await checkpoints.resume(a.resume));
+        trainer.restoreHistory(restoreMetrics(run.metricsPath, start));
+      }
+      run.log(`train:sesemi: ${spec.model}, ${labeled.length} labeled + ${unlabeled.length} unlabeled images, ${splits.test.length} held out; output in ${outf}`);
+      let test: Accuracy | null = null;
+      try {
+        for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
+          trainer.beginEpoch(epoch);
+          if (!perIteration) scheduler.at(epoch);
+          model.train();
+          for await (const { main: u, beside: l } of joint) {
+            if (perIteration) scheduler.at(trainer.step);
+            scope(() => {
+              const logits = net.forward(l.images);
+              const supervisedLoss = F.crossEntropy(logits, l.labels);
+              const rotationLoss = F.crossEntropy(model.rotationLogits(u.images), u.rotationLabels!);
+              const loss = F.add(supervisedLoss, F.mul(rotationLoss, a.rotationWeight));
+              loss.backward();
+              trainer.record({ loss, loss_supervised: supervisedLoss, loss_rotation: rotationLoss, top1: F.topkAccuracy(logits, l.labels, 1) });
+            });
+            optimizer.step();
+            optimizer.zeroGrad();
+            u.dispose();
+            l.dispose();
+            if (await trainer.endStep(u.size + l.size)) break;
+          }
+          model.eval();
+          test = await evaluate(testLoader, (x) => net.forward(x));
+          await trainer.endEpoch({ lr: optimizer.paramGroups[0]!.lr, testTop1: test.top1, ...(test.top5 !== undefined ? { testTop5: test.top5 } : {}) });
+          if (trainer.stopped) run.log(`stopped (${trainer.stopped}); saved ${await checkpoints.saveLast(epoch, trainer.step)}`);
+          else await checkpoints.saveEpoch(epoch + 1, trainer.step, { name: 'testTop1', value: test.top1 });
+        }
+        model.eval();
+        test ??= await evaluate(testLoader, (x) => net.forward(x));
+        run.log(`train:sesemi: test top-1 ${(100 * test.top1).toFixed(2)} %`);
+        run.metric({ kind: 'result', testTop1: test.top1, testTop5: test.top5, labeledPerClass: a.trainSamples });
+        return { outf, test, steps: trainer.step };
+      } finally {
+        run.close();
+        await joint.close();
+        optimizer.dispose();
+        model.dispose();
+      }
+    } finally {
+      await splits.close();
+      await extra?.close();
+    }
+  },
+);

@@ -1,0 +1,60 @@
+// The entry point of dawnet's commands: `tsx src/cli/main.ts <command> [flags]`, which the npm
+// scripts (`npm run train:rotnet -- --help`) call. It opens the GPU, runs the command with the
+// CLI's error policy (a usage or data problem is one line and a non-zero exit, never a stack
+// trace) and releases the device so the process exits.
+import { pathToFileURL } from 'node:url';
+import { CheckpointError } from '../checkpoint/checkpoint.js';
+import { SafetensorsError } from '../checkpoint/safetensors.js';
+import { DataError } from '../data/errors.js';
+import { DeviceLostError, GpuError } from '../gpu/backend.js';
+import { init, shutdown } from '../runtime.js';
+import { NonFiniteLossError } from '../train/run.js';
+import { runMain, UsageError } from './args.js';
+import { invoke, type CliCommand } from './common.js';
+import { dcgan } from './commands/dcgan.js';
+import { evaluateCommand } from './commands/evaluate.js';
+import { finetune, ganClassifier, supervised } from './commands/classify.js';
+import { probe } from './commands/probe.js';
+import { rotnet } from './commands/rotnet.js';
+import { sesemi } from './commands/sesemi.js';
+import { student } from './commands/student.js';
+
+// Each command keeps its own flag types; the table only needs to parse and run them.
+export const COMMANDS: Record<string, CliCommand<never, unknown>> = Object.fromEntries(
+  [rotnet, probe, finetune, supervised, sesemi, dcgan, ganClassifier, student, evaluateCommand].map((c) => [c.spec.name, c as unknown as CliCommand<never, unknown>]),
+);
+
+function usage(): string {
+  const rows = Object.values(COMMANDS).map((c) => `  ${c.spec.name.padEnd(22)}${c.spec.summary}`);
+  return ['Usage: npm run <command> -- [options]   (each command takes --help)', '', 'Commands:', ...rows].join('\n');
+}
+
+/** Runs one command in this process (the device must be initialised); returns its summary. */
+export async function runCommand(name: string, argv: readonly string[]): Promise<unknown> {
+  const cmd = COMMANDS[name];
+  if (!cmd) throw new UsageError(`unknown command '${name}'\n${usage()}`);
+  return invoke(cmd, argv);
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  if (!COMMANDS[name]) throw new UsageError(`unknown command '${name}'\n${usage()}`);
+  if (rest.includes('--help')) {
+    await runCommand(name, rest);
+    return;
+  }
+  await init();
+  try {
+    await runCommand(name, rest);
+  } finally {
+    shutdown();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  void runMain(() => main(process.argv.slice(2)), [DataError, CheckpointError, SafetensorsError, NonFiniteLossError, GpuError, DeviceLostError]);
+}

@@ -1,0 +1,165 @@
+// Supervised training of a classifier on labeled images, shared by fine-tuning, the supervised
+// baseline, the classifier on a GAN's discriminator and the student: cross-entropy with SGD
+// (separate rates for the pretrained backbone and the new head), an optional frozen trunk,
+// torchvision-style augmentation, held-out accuracy after each epoch, checkpoints, --resume,
+// and early stopping on a validation split (the best epoch's weights are restored at the end).
+import { loadCheckpoint } from '../checkpoint/checkpoint.js';
+import type { Dataset } from '../data/dataset.js';
+import { DataLoader } from '../data/loader.js';
+import * as F from '../functional.js';
+import type { FeatureNet } from '../nn/feature-net.js';
+import { SGD } from '../optim/sgd.js';
+import { LRScheduler, type Schedule } from '../optim/schedules.js';
+import { defaultGenerator, Generator } from '../random.js';
+import { scope } from '../scope.js';
+import { Checkpoints, restoreMetrics } from './checkpoints.js';
+import { evaluate, type Accuracy } from './evaluate.js';
+import { forwardFrozen, trainExceptFrozen, type Frozen } from './freeze.js';
+import type { Run } from './run.js';
+import { Trainer } from './trainer.js';
+
+export interface FitSettings {
+  batchSize: number;
+  epochs: number;
+  lr: number;
+  /** Rate of the pretrained (non-head) parameters; lr when undefined. */
+  backboneLr?: number;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  manualSeed: number;
+  verbIter: number;
+  maxIters: number;
+  /** Random crop (padding imageSize / 8) and horizontal flip. */
+  augment: boolean;
+  epochSize?: number;
+  /** Stop when validation top-1 has not improved for this many epochs (0: never). */
+  patience: number;
+  resume?: string;
+}
+
+export interface FitData {
+  train: Dataset;
+  val: Dataset | null;
+  test: Dataset;
+  normalize: { mean: number[]; std: number[] };
+}
+
+export interface FitResult {
+  test: Accuracy;
+  val: Accuracy | null;
+  /** The epoch whose weights the model holds at the end (the best on validation, else the last). */
+  epoch: number;
+  steps: number;
+}
+
+export interface FitOptions {
+  run: Run;
+  model: FeatureNet;
+  frozen: Frozen;
+  /** State-dict prefix of the head: its parameters take lr, the others backboneLr. */
+  headPrefix: string;
+  data: FitData;
+  settings: FitSettings;
+  schedule: (stepsPerEpoch: number) => { schedule: Schedule; perIteration: boolean };
+  /** Saved in checkpoints (the model's description among them). */
+  args: Record<string, unknown>;
+  prefix?: string;
+}
+
+export async function fitClassifier({ run, model, frozen, headPrefix, data, settings: s, schedule: makeSchedule, args, prefix }: FitOptions): Promise<FitResult> {
+  const head = frozen.trainable.filter(([n]) => n.startsWith(headPrefix)).map(([, t]) => t);
+  const body = frozen.trainable.filter(([n]) => !n.startsWith(headPrefix)).map(([, t]) => t);
+  const groups = [{ params: head, lr: s.lr }, ...(body.length > 0 ? [{ params: body, lr: s.backboneLr ?? s.lr }] : [])];
+  const optimizer = new SGD(groups, { lr: s.lr, momentum: s.momentum, nesterov: s.nesterov, weightDecay: s.weightDecay });
+  const order = new Generator(s.manualSeed + 1);
+  const size = data.train.imageSize;
+  const loader = new DataLoader(data.train, {
+    batchSize: s.batchSize,
+    shuffle: true,
+    generator: order,
+    ...(s.epochSize ? { epochSize: s.epochSize } : {}),
+    transform: { ...(s.augment ? { crop: { padding: Math.max(1, Math.round(size / 8)) }, hflip: 0.5 } : {}), normalize: data.normalize },
+  });
+  const evalLoader = (d: Dataset, seed: number) => new DataLoader(d, { batchSize: s.batchSize, generator: new Generator(seed), transform: { normalize: data.normalize } });
+  const testLoader = evalLoader(data.test, s.manualSeed + 2);
+  const valLoader = data.val ? evalLoader(data.val, s.manualSeed + 3) : null;
+  const { schedule, perIteration } = makeSchedule(loader.length);
+  const scheduler = new LRScheduler(optimizer, schedule);
+  const checkpoints = new Checkpoints(run, {
+    model,
+    optimizer,
+    generators: { data: order, augment: loader.augmentGenerator, global: defaultGenerator },
+    args,
+    classNames: data.train.classes,
+    ...(prefix ? { prefix } : {}),
+  });
+  const trainer = new Trainer(run, { epochs: s.epochs, stepsPerEpoch: loader.length, verbIter: s.verbIter, maxIters: s.maxIters });
+  let start = 0;
+  if (s.resume) {
+    ({ epoch: start, step: trainer.step } = await checkpoints.resume(s.resume));
+    trainer.restoreHistory(restoreMetrics(run.metricsPath, start));
+    run.log(`resumed from epoch ${start}, step ${trainer.step}`);
+  }
+  const watch = valLoader ? 'valTop1' : 'testTop1';
+  let best = Math.max(-Infinity, ...trainer.history.map((r) => r[watch] ?? -Infinity));
+  let bestEpoch = trainer.history.find((r) => r[watch] === best)?.epoch ?? 0;
+  let test: Accuracy | null = null;
+  let val: Accuracy | null = null;
+  let epoch = start;
+  try {
+    for (; epoch < s.epochs && !trainer.stopped; epoch++) {
+      trainer.beginEpoch(epoch);
+      if (!perIteration) scheduler.at(epoch);
+      trainExceptFrozen(model, frozen);
+      for await (const batch of loader) {
+        if (perIteration) scheduler.at(trainer.step);
+        scope(() => {
+          const logits = forwardFrozen(model, frozen, batch.images);
+          const loss = F.crossEntropy(logits, batch.labels);
+          loss.backward();
+          trainer.record({ loss, top1: F.topkAccuracy(logits, batch.labels, 1) });
+        });
+        optimizer.step();
+        optimizer.zeroGrad();
+        batch.dispose();
+        if (await trainer.endStep(batch.size)) break;
+      }
+      model.eval();
+      test = await evaluate(testLoader, (x) => model.forward(x));
+      val = valLoader ? await evaluate(valLoader, (x) => model.forward(x)) : null;
+      const extra: Record<string, number> = { lr: optimizer.paramGroups[0]!.lr, testLoss: test.loss, testTop1: test.top1 };
+      if (test.top5 !== undefined) extra.testTop5 = test.top5;
+      if (val) extra.valTop1 = val.top1;
+      await trainer.endEpoch(extra);
+      const watched = val ? val.top1 : test.top1;
+      if (trainer.stopped) {
+        run.log(`stopped (${trainer.stopped}) after step ${trainer.step}; saved ${await checkpoints.saveLast(epoch, trainer.step)}`);
+        break;
+      }
+      await checkpoints.saveEpoch(epoch + 1, trainer.step, { name: watch, value: watched });
+      if (watched > best) [best, bestEpoch] = [watched, epoch + 1];
+      if (valLoader && s.patience > 0 && epoch + 1 - bestEpoch >= s.patience) {
+        run.log(`early stop: validation top-1 has not improved for ${s.patience} epochs (best ${best.toFixed(4)} at epoch ${bestEpoch})`);
+        epoch++;
+        break;
+      }
+    }
+    let finalEpoch = Math.min(epoch, s.epochs);
+    if (valLoader && bestEpoch > 0 && bestEpoch !== finalEpoch && !trainer.stopped) {
+      await loadCheckpoint(checkpoints.path('best'), { model });
+      model.eval();
+      test = await evaluate(testLoader, (x) => model.forward(x));
+      val = await evaluate(valLoader, (x) => model.forward(x));
+      run.log(`restored the best epoch on validation (${bestEpoch}): test top-1 ${test.top1.toFixed(4)}`);
+      finalEpoch = bestEpoch;
+    }
+    if (!test) {
+      model.eval();
+      test = await evaluate(testLoader, (x) => model.forward(x));
+    }
+    return { test, val, epoch: finalEpoch, steps: trainer.step };
+  } finally {
+    optimizer.dispose();
+  }
+}

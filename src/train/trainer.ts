@@ -1,0 +1,147 @@
+// The loop bookkeeping every training command shares: scalars accumulated on the GPU and read
+// back only at report points (every --verbIter steps and at each epoch's end), a stop after
+// --maxIters steps or on Ctrl-C, epoch metrics as JSON lines and their curves as a PNG.
+import { writeFileSync } from 'node:fs';
+import type { Tensor } from '../tensor.js';
+import { Meter } from './meter.js';
+import { plotPng, type Panel } from './png.js';
+import type { Run } from './run.js';
+
+export interface TrainerOptions {
+  epochs: number;
+  /** Steps in one epoch (the loader's length), for the progress bar. */
+  stepsPerEpoch: number;
+  /** Report (one readback) every verbIter steps. */
+  verbIter: number;
+  /** Stop after this many steps in all (smoke runs); 0 or undefined for no limit. */
+  maxIters?: number;
+}
+
+export type EpochRecord = { epoch: number } & Record<string, number>;
+
+export class Trainer {
+  /** Global step: optimizer updates so far, across epochs and resumes. */
+  step = 0;
+  /** The epoch running now, from 0. */
+  epoch = 0;
+  /** Steps finished in the current epoch. */
+  stepInEpoch = 0;
+  readonly history: EpochRecord[] = [];
+  private readonly sinceReport = new Map<string, Meter>();
+  private readonly sinceEpoch = new Map<string, Meter>();
+  private images = 0;
+  private reportedAt = performance.now();
+  private lastReport: Record<string, number> = {};
+  private stopReason: string | null = null;
+
+  constructor(readonly run: Run, readonly options: TrainerOptions) {}
+
+  /** Why the loop should stop ('maxIters', 'interrupted'), or null to go on. */
+  get stopped(): string | null {
+    return this.stopReason;
+  }
+
+  /** Starts an epoch (call before its first step). */
+  beginEpoch(epoch: number): void {
+    this.epoch = epoch;
+    this.stepInEpoch = 0;
+    for (const m of this.sinceEpoch.values()) m.reset();
+    // Images per second count training alone, not the evaluation between epochs.
+    this.images = 0;
+    this.reportedAt = performance.now();
+  }
+
+  /** Adds this step's scalars: one-element tensors, each the mean over `weight` items. */
+  record(values: Record<string, Tensor>, weight = 1): void {
+    for (const [name, t] of Object.entries(values)) {
+      for (const meters of [this.sinceReport, this.sinceEpoch]) {
+        if (!meters.has(name)) meters.set(name, new Meter());
+        meters.get(name)!.add(t, weight);
+      }
+    }
+  }
+
+  /** Ends a step that saw `images` images; reports when due. Returns true when the loop must stop. */
+  async endStep(images: number): Promise<boolean> {
+    this.step += 1;
+    this.stepInEpoch += 1;
+    this.images += images;
+    const { verbIter, maxIters } = this.options;
+    if (maxIters && this.step >= maxIters) this.stopReason = 'maxIters';
+    if (this.run.interrupted) this.stopReason = 'interrupted';
+    if (this.step % verbIter === 0 || this.stopReason || this.stepInEpoch === this.options.stepsPerEpoch) await this.report();
+    else if (process.stderr.isTTY) this.showProgress();
+    return this.stopReason !== null;
+  }
+
+  private showProgress(imagesPerSecond?: number): void {
+    const { loss, ...extra } = this.lastReport;
+    this.run.progress({
+      epoch: this.epoch + 1,
+      epochs: this.options.epochs,
+      step: this.stepInEpoch,
+      steps: this.options.stepsPerEpoch,
+      loss,
+      imagesPerSecond,
+      extra,
+    });
+  }
+
+  private async report(): Promise<void> {
+    const values = await means(this.sinceReport, this.run, `step ${this.step}`);
+    const seconds = (performance.now() - this.reportedAt) / 1000;
+    const imagesPerSecond = this.images / Math.max(seconds, 1e-9);
+    this.lastReport = values;
+    this.showProgress(imagesPerSecond);
+    this.run.metric({ kind: 'step', epoch: this.epoch + 1, step: this.step, ...values, imagesPerSecond: Number(imagesPerSecond.toFixed(2)) });
+    this.images = 0;
+    this.reportedAt = performance.now();
+  }
+
+  /**
+   * Ends the epoch: its means of every recorded scalar plus `extra` (evaluation results) go to
+   * metrics.jsonl and curves.png. Throws NonFiniteLossError for a NaN or infinite mean.
+   */
+  async endEpoch(extra: Record<string, number> = {}): Promise<EpochRecord> {
+    const values = await means(this.sinceEpoch, this.run, `epoch ${this.epoch + 1}`);
+    const record: EpochRecord = { epoch: this.epoch + 1, ...values, ...extra };
+    this.history.push(record);
+    this.run.metric({ kind: 'epoch', step: this.step, ...record });
+    const shown = Object.entries(record).filter(([k]) => k !== 'epoch').map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`);
+    this.run.log(`epoch ${record.epoch}/${this.options.epochs}: ${shown.join(', ')}`);
+    this.writeCurves();
+    return record;
+  }
+
+  /** Rebuilds history from an earlier run's metrics (after --resume), so the curves continue. */
+  restoreHistory(records: readonly EpochRecord[]): void {
+    this.history.push(...records);
+  }
+
+  writeCurves(): void {
+    writeFileSync(this.run.path('curves.png'), curvesPng(this.history));
+  }
+}
+
+async function means(meters: Map<string, Meter>, run: Run, where: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [name, meter] of meters) {
+    if (meter.items === 0) continue;
+    const value = await meter.mean();
+    if (name.includes('loss')) run.checkFinite(value, `${where}, ${name}`);
+    out[name] = Number(value.toPrecision(6));
+    meter.reset();
+  }
+  return out;
+}
+
+/** Loss curves on the left, accuracies on the right, against the epoch. */
+export function curvesPng(history: readonly EpochRecord[]): Buffer {
+  const keys = [...new Set(history.flatMap((r) => Object.keys(r)))].filter((k) => k !== 'epoch' && k !== 'lr');
+  const series = (names: string[]) => names.map((name) => ({ name, points: history.filter((r) => name in r).map((r) => [r.epoch, r[name]!] as const) }));
+  const isAccuracy = (k: string) => /acc|top/i.test(k);
+  const panels: Panel[] = [{ title: 'loss', series: series(keys.filter((k) => !isAccuracy(k))), xLabel: 'epoch' }];
+  const accuracies = keys.filter(isAccuracy);
+  if (accuracies.length > 0) panels.push({ title: 'accuracy', series: series(accuracies), yRange: [0, 1], xLabel: 'epoch' });
+  return plotPng(panels);
+}

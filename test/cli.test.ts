@@ -1,0 +1,183 @@
+// Every training command end to end on a tiny configuration (an image folder of 3 classes made
+// from the built-in images, 16 px, NIN-3, a few steps), in this process so that pipelines are
+// shared: each writes its checkpoints and metrics, RotNet resumes exactly, and bad input is one
+// clear error. Later commands read the checkpoints earlier ones wrote, as users chain them.
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UsageError } from '../src/cli/args.js';
+import type { ClassifyResult } from '../src/cli/commands/classify.js';
+import type { DcganResult } from '../src/cli/commands/dcgan.js';
+import type { EvaluateResult } from '../src/cli/commands/evaluate.js';
+import type { ProbeResult } from '../src/cli/commands/probe.js';
+import type { RotnetResult } from '../src/cli/commands/rotnet.js';
+import type { SesemiResult } from '../src/cli/commands/sesemi.js';
+import type { StudentResult } from '../src/cli/commands/student.js';
+import { runCommand } from '../src/cli/main.js';
+import { BUILTIN_ROOT } from '../src/data/builtin.js';
+import { DataError } from '../src/data/errors.js';
+import { memory } from '../src/index.js';
+import { NonFiniteLossError } from '../src/train/run.js';
+
+const root = mkdtempSync(join(tmpdir(), 'dawnet-cli-test-'));
+const data = join(root, 'data');
+const out = (name: string) => join(root, 'runs', name);
+const previousCache = process.env.DAWNET_CACHE;
+
+beforeAll(() => {
+  process.env.DAWNET_CACHE = join(root, 'cache');
+  // 3 classes, 8 training and 4 test images each, from the built-in Fashion-MNIST subset.
+  for (const [split, count] of [['train', 8], ['test', 4]] as const) {
+    for (const cls of ['0-tshirt-top', '1-trouser', '7-sneaker']) {
+      const from = join(BUILTIN_ROOT, split, cls);
+      const to = join(data, split, cls);
+      mkdirSync(to, { recursive: true });
+      for (const f of readdirSync(from).sort().slice(0, count)) copyFileSync(join(from, f), join(to, f));
+    }
+  }
+});
+
+afterAll(() => {
+  if (previousCache === undefined) delete process.env.DAWNET_CACHE;
+  else process.env.DAWNET_CACHE = previousCache;
+  rmSync(root, { recursive: true, force: true });
+});
+
+const tiny = ['--dataroot', data, '--imageSize', '16', '--verbIter', '1'];
+const nin3 = ['--model', 'nin', '--ninStages', '3'];
+const rotnetArgs = (outf: string, epochs: number, extra: string[] = []) => [...tiny, ...nin3, '--batchSize', '4', '--epochSize', '8', '--epochs', String(epochs), '--outf', outf, ...extra];
+
+function epochRecords(outf: string): Record<string, number>[] {
+  return readFileSync(join(outf, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, number> & { kind: string })
+    .filter((r) => (r as { kind: string }).kind === 'epoch');
+}
+
+describe('train:rotnet', () => {
+  it('trains, evaluates rotation accuracy, and writes checkpoints, metrics, curves and arguments', async () => {
+    const r = (await runCommand('train:rotnet', rotnetArgs(out('rotnet'), 2))) as RotnetResult;
+    expect(r.epochs).toBe(2);
+    expect(r.steps).toBe(4);
+    expect(r.losses.every(Number.isFinite)).toBe(true);
+    expect(r.rotationAccuracy).toBeGreaterThanOrEqual(0);
+    const files = readdirSync(out('rotnet'));
+    for (const f of ['net_epoch_2.safetensors', 'net_best.safetensors', 'metrics.jsonl', 'curves.png', 'args.json', 'rotations.png']) expect(files).toContain(f);
+    expect(files).not.toContain('net_epoch_1.safetensors');
+    expect(epochRecords(out('rotnet')).map((e) => e.epoch)).toEqual([1, 2]);
+    expect(JSON.parse(readFileSync(join(out('rotnet'), 'args.json'), 'utf8'))).toMatchObject({ command: 'train:rotnet', model: 'nin', ninStages: 3 });
+  });
+
+  it('--resume after epoch 1 gives the same losses, bit for bit, as the uninterrupted run', async () => {
+    await runCommand('train:rotnet', rotnetArgs(out('rotnet-resumed'), 1));
+    await runCommand('train:rotnet', rotnetArgs(out('rotnet-resumed'), 2, ['--resume', out('rotnet-resumed')]));
+    const keys = ['loss', 'accuracy', 'testLoss', 'testAccuracy'];
+    const pick = (r: Record<string, number>) => keys.map((k) => r[k]);
+    expect(epochRecords(out('rotnet-resumed')).map(pick)).toEqual(epochRecords(out('rotnet')).map(pick));
+  });
+
+  it('--maxIters stops part-way and saves net_last', async () => {
+    const r = (await runCommand('train:rotnet', rotnetArgs(out('rotnet-max'), 5, ['--maxIters', '1']))) as RotnetResult;
+    expect(r.steps).toBe(1);
+    expect(existsSync(join(out('rotnet-max'), 'net_last.safetensors'))).toBe(true);
+  });
+
+  it('a diverging loss stops the run with a clear error and writes no checkpoint after it', async () => {
+    const run = runCommand('train:rotnet', rotnetArgs(out('rotnet-nan'), 2, ['--lr', '1e30']));
+    await expect(run).rejects.toThrow(NonFiniteLossError);
+    await expect(run).rejects.toThrow(/the loss became (NaN|Infinity)/);
+    expect(existsSync(join(out('rotnet-nan'), 'net_epoch_2.safetensors'))).toBe(false);
+  });
+
+  it('bad arguments and missing data are one clear error', async () => {
+    await expect(runCommand('train:rotnet', ['--rotations', '3'])).rejects.toThrow(UsageError);
+    await expect(runCommand('train:rotnet', ['--batchSize', 'many'])).rejects.toThrow(/expects an integer|expects a number/);
+    await expect(runCommand('train:rotnet', ['--dataroot', join(root, 'nowhere'), '--imageSize', '16'])).rejects.toThrow(DataError);
+    await expect(runCommand('train:nothing', [])).rejects.toThrow(/unknown command/);
+    expect(await runCommand('train:rotnet', ['--help'])).toBeNull();
+  });
+});
+
+describe('evaluation and fine-tuning on the RotNet features', () => {
+  const net = () => join(out('rotnet'), 'net_best.safetensors');
+
+  it('train:probe trains a head per block and reports top-1 per block', async () => {
+    const r = (await runCommand('train:probe', [...tiny, '--net', net(), '--blocks', 'conv1,conv2', '--head', 'linear', '--epochs', '1', '--batchSize', '8', '--outf', out('probe')])) as ProbeResult;
+    expect(Object.keys(r.blocks)).toEqual(['conv1', 'conv2']);
+    for (const s of Object.values(r.blocks)) expect(s.top1).toBeGreaterThanOrEqual(0);
+    expect(readdirSync(out('probe'))).toContain('net_epoch_1.safetensors');
+  });
+
+  it('train:probe with the conv head on conv2', async () => {
+    const r = (await runCommand('train:probe', [...tiny, '--net', net(), '--blocks', 'conv2', '--head', 'conv', '--epochs', '1', '--batchSize', '8', '--outf', out('probe-conv')])) as ProbeResult;
+    expect(r.blocks.conv2!.top1).toBeGreaterThanOrEqual(0);
+  });
+
+  it('train:finetune loads the backbone without its head, freezes through conv1, and stops early', async () => {
+    const r = (await runCommand('train:finetune', [
+      ...tiny, '--net', net(), '--trainSamples', '4', '--valSamples', '2', '--patience', '1', '--freeze', 'conv1', '--epochs', '3', '--batchSize', '4', '--outf', out('finetune'),
+    ])) as ClassifyResult;
+    expect(r.labeled).toBe(12);
+    expect(r.test.count).toBe(12);
+    expect(readdirSync(out('finetune'))).toContain('net_best.safetensors');
+  });
+
+  it('train:finetune refuses a checkpoint that is not a dawnet model', async () => {
+    await expect(runCommand('train:finetune', [...tiny, '--net', join(out('probe'), 'net_epoch_1.safetensors'), '--epochs', '1'])).rejects.toThrow();
+  });
+});
+
+describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
+  it('train:supervised from scratch on K labels per class', async () => {
+    const r = (await runCommand('train:supervised', [...tiny, ...nin3, '--trainSamples', '4', '--epochs', '1', '--batchSize', '4', '--outf', out('supervised')])) as ClassifyResult;
+    expect(r.steps).toBe(3);
+    expect(r.test.top1).toBeGreaterThanOrEqual(0);
+  });
+
+  it('train:sesemi: a labeled and a rotated unlabeled batch per step', async () => {
+    const r = (await runCommand('train:sesemi', [...tiny, ...nin3, '--trainSamples', '2', '--epochs', '1', '--batchSize', '4', '--outf', out('sesemi')])) as SesemiResult;
+    expect(r.steps).toBe(6);
+    const last = epochRecords(out('sesemi')).at(-1)!;
+    expect(Number.isFinite(last.loss_supervised) && Number.isFinite(last.loss_rotation)).toBe(true);
+  });
+
+  it('train:dcgan writes sample grids and netG / netD checkpoints; train:gan-classifier reuses netD', async () => {
+    const gan = ['--dataroot', data, '--imageSize', '32', '--nz', '8', '--ngf', '8', '--ndf', '8', '--batchSize', '8', '--verbIter', '1'];
+    const r = (await runCommand('train:dcgan', [...gan, '--epochs', '1', '--outf', out('dcgan')])) as DcganResult;
+    expect(r.steps).toBe(3);
+    expect(Number.isFinite(r.lossD) && Number.isFinite(r.lossG)).toBe(true);
+    const files = readdirSync(out('dcgan'));
+    for (const f of ['real_samples.png', 'fake_samples_epoch_001.png', 'netG_epoch_1.safetensors', 'netD_epoch_1.safetensors']) expect(files).toContain(f);
+    const c = (await runCommand('train:gan-classifier', [
+      '--dataroot', data, '--imageSize', '32', '--netD', join(out('dcgan'), 'netD_epoch_1.safetensors'), '--epochs', '1', '--batchSize', '8', '--verbIter', '1', '--outf', out('gan-classifier'),
+    ])) as ClassifyResult;
+    expect(c.test.count).toBe(12);
+  });
+
+  it('train:student pseudo-labels with a teacher, trains and fine-tunes a student', async () => {
+    const teacher = join(out('supervised'), 'net_epoch_1.safetensors');
+    const r = (await runCommand('train:student', [
+      ...tiny, ...nin3, '--teacher', teacher, '--topK', '2', '--topP', '3', '--trainSamples', '2', '--epochs', '1', '--finetuneEpochs', '1', '--batchSize', '4', '--outf', out('student'),
+    ])) as StudentResult;
+    expect(r.pseudoLabeled).toBe(6);
+    expect(r.pseudoLabelAccuracy).toBeGreaterThanOrEqual(0);
+    expect(existsSync(join(out('student'), 'pseudo_labels.json'))).toBe(true);
+    expect(existsSync(join(out('student'), 'finetune', 'net_epoch_1.safetensors'))).toBe(true);
+  });
+
+  it('evaluate scores one checkpoint and an ensemble by averaged softmax', async () => {
+    const a = join(out('supervised'), 'net_epoch_1.safetensors');
+    const b = join(out('sesemi'), 'net_epoch_1.safetensors');
+    const one = (await runCommand('evaluate', ['--dataroot', data, '--net', a])) as EvaluateResult;
+    expect(one.count).toBe(12);
+    const both = (await runCommand('evaluate', ['--dataroot', data, '--net', a, '--net', b])) as EvaluateResult;
+    expect(both.perNet.map((p) => p.top1)).toEqual([one.top1, expect.any(Number)]);
+    expect(both.top1).toBeGreaterThanOrEqual(0);
+  });
+
+  it('leaves no GPU memory in use behind the commands', () => {
+    expect(memory().bytesInUse).toBeLessThan(4 << 20);
+  });
+});
