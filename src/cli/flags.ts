@@ -50,3 +50,11 @@ export const runFlags = {
 export const labelFlags = {
   trainSamples: { type: 'int', default: 0, help: 'labeled images per class, the first K of each class as RotNet takes them (0: all)' },
 } as const satisfies Flags;
+
+/** Unlabeled images beside the labeled ones (SESEMI, the student). */
+export const unlabeledFlags = {
+  unlabeledRoot: { type: 'string', help: 'unlabeled images (folders, any depth); default: every training image of --dataroot, labels unused' },
+} as const satisfies Flags;
+
+/** What every classifier-training command takes. */
+export const trainingFlags = { ...dataFlags, ...labelFlags, ...modelFlags, ...sgdFlags, ...scheduleFlags, ...runFlags } as const satisfies Flags;

@@ -9,7 +9,7 @@ import { loadCheckpoint, saveCheckpoint, type CheckpointOptimizer, type LoadedCh
 import type { Module } from '../nn/module.js';
 import type { Generator } from '../random.js';
 import { writeFileAtomic, type Run } from './run.js';
-import type { EpochRecord } from './trainer.js';
+import type { EpochRecord, Trainer } from './trainer.js';
 
 export interface CheckpointSet {
   model: Module;
@@ -74,6 +74,19 @@ export class Checkpoints {
     const path = this.path('last');
     await this.save(path, completed, step, true);
     return path;
+  }
+
+  /**
+   * --resume: when `from` is given, loads it (see resume), puts the trainer at its step and
+   * continues the earlier epochs' metrics and curves. Returns the epoch to start from.
+   */
+  async continueRun(from: string | undefined, trainer: Trainer): Promise<number> {
+    if (!from) return 0;
+    const { epoch, step } = await this.resume(from);
+    trainer.step = step;
+    trainer.restoreHistory(restoreMetrics(this.run.metricsPath, epoch));
+    this.run.log(`resumed from epoch ${epoch}, step ${step}`);
+    return epoch;
   }
 
   /**

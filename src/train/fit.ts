@@ -12,7 +12,7 @@ import { SGD } from '../optim/sgd.js';
 import { LRScheduler, type Schedule } from '../optim/schedules.js';
 import { defaultGenerator, Generator } from '../random.js';
 import { scope } from '../scope.js';
-import { Checkpoints, restoreMetrics } from './checkpoints.js';
+import { Checkpoints } from './checkpoints.js';
 import { evaluate, type Accuracy } from './evaluate.js';
 import { forwardFrozen, trainExceptFrozen, type Frozen } from './freeze.js';
 import type { Run } from './run.js';
@@ -95,12 +95,7 @@ export async function fitClassifier({ run, model, frozen, headPrefix, data, sett
     ...(prefix ? { prefix } : {}),
   });
   const trainer = new Trainer(run, { epochs: s.epochs, stepsPerEpoch: loader.length, verbIter: s.verbIter, maxIters: s.maxIters });
-  let start = 0;
-  if (s.resume) {
-    ({ epoch: start, step: trainer.step } = await checkpoints.resume(s.resume));
-    trainer.restoreHistory(restoreMetrics(run.metricsPath, start));
-    run.log(`resumed from epoch ${start}, step ${trainer.step}`);
-  }
+  const start = await checkpoints.continueRun(s.resume, trainer);
   const watch = valLoader ? 'valTop1' : 'testTop1';
   let best = Math.max(-Infinity, ...trainer.history.map((r) => r[watch] ?? -Infinity));
   let bestEpoch = trainer.history.find((r) => r[watch] === best)?.epoch ?? 0;

@@ -11,7 +11,7 @@ import * as F from '../../functional.js';
 import { Adam } from '../../optim/adam.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
-import { Checkpoints, restoreMetrics } from '../../train/checkpoints.js';
+import { Checkpoints } from '../../train/checkpoints.js';
 import { openSplits } from '../../train/data.js';
 import { imageGridPng } from '../../train/png.js';
 import { Run } from '../../train/run.js';
@@ -73,12 +73,8 @@ export const dcgan = defineCommand(
     const ckD = new Checkpoints(run, { model: netD, optimizer: optD, generators, args, prefix: 'netD' });
     const ckG = new Checkpoints(run, { model: netG, optimizer: optG, generators, args, prefix: 'netG' });
     const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
-    let start = 0;
-    if (a.resume) {
-      ({ epoch: start, step: trainer.step } = await ckG.resume(a.resume));
-      await ckD.resume(a.resume);
-      trainer.restoreHistory(restoreMetrics(run.metricsPath, start));
-    }
+    const start = await ckG.continueRun(a.resume, trainer);
+    if (a.resume) await ckD.resume(a.resume);
     run.log(`train:dcgan: ${data.length} images (${nc}×${imageSize}×${imageSize}); output in ${outf}`);
     const losses = { D: Number.NaN, G: Number.NaN };
     try {

@@ -14,7 +14,7 @@ import { zeros } from '../../creation.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { Checkpoints, restoreMetrics } from '../../train/checkpoints.js';
+import { Checkpoints } from '../../train/checkpoints.js';
 import { labeledSplit, openSplits } from '../../train/data.js';
 import { Meter } from '../../train/meter.js';
 import { Run } from '../../train/run.js';
@@ -107,11 +107,7 @@ export const probe = defineCommand(
         classNames: labeled.classes,
       });
       const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
-      let start = 0;
-      if (a.resume) {
-        ({ epoch: start, step: trainer.step } = await checkpoints.resume(a.resume));
-        trainer.restoreHistory(restoreMetrics(run.metricsPath, start));
-      }
+      const start = await checkpoints.continueRun(a.resume, trainer);
       run.log(`train:probe: ${a.head} heads on ${blocks.join(', ')} of ${spec.model} (${a.net}); ${labeled.length} labeled images, ${splits.test.length} held out; output in ${outf}`);
       const result: ProbeResult = { outf, blocks: {} };
       try {

@@ -8,7 +8,7 @@ import { SGD } from '../../optim/sgd.js';
 import { LRScheduler } from '../../optim/schedules.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
-import { Checkpoints, restoreMetrics } from '../../train/checkpoints.js';
+import { Checkpoints } from '../../train/checkpoints.js';
 import { channelStats, openSplits } from '../../train/data.js';
 import { evaluate } from '../../train/evaluate.js';
 import { imageGridPng } from '../../train/png.js';
@@ -74,12 +74,7 @@ export const rotnet = defineCommand(
       classNames: spec.classNames,
     });
     const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
-    let start = 0;
-    if (a.resume) {
-      ({ epoch: start, step: trainer.step } = await checkpoints.resume(a.resume));
-      trainer.restoreHistory(restoreMetrics(run.metricsPath, start));
-      run.log(`resumed from epoch ${start}, step ${trainer.step}`);
-    }
+    const start = await checkpoints.continueRun(a.resume, trainer);
     run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; output in ${outf}`);
     const losses: number[] = [];
     let rotationAccuracy = Number.NaN;

@@ -14,14 +14,14 @@ import { LRScheduler } from '../../optim/schedules.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { Checkpoints, restoreMetrics } from '../../train/checkpoints.js';
+import { Checkpoints } from '../../train/checkpoints.js';
 import { channelStats, labeledSplit, openSplits } from '../../train/data.js';
 import { evaluate, type Accuracy } from '../../train/evaluate.js';
 import { Run } from '../../train/run.js';
 import { Trainer } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { buildFromSpec, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { dataFlags, labelFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 
 /** The classifier with a rotation head beside it; its state dict is the classifier's plus rotation_head.*. */
 class SesemiNet extends Module {
@@ -53,19 +53,14 @@ export const sesemi = defineCommand(
     name: 'train:sesemi',
     summary: 'SESEMI: supervised cross-entropy on K labels per class plus rotation prediction on all images, jointly.',
     flags: {
-      ...dataFlags,
-      ...labelFlags,
-      ...modelFlags,
-      ...sgdFlags,
-      ...scheduleFlags,
-      ...runFlags,
+      ...trainingFlags,
+      ...unlabeledFlags,
       schedule: { ...scheduleFlags.schedule, default: 'poly' },
       lr: { type: 'number', default: 0.05, help: 'peak learning rate' },
       warmupEpochs: { type: 'number', default: 3, help: 'epochs of linear warm-up from warmupLr' },
       epochs: { type: 'int', default: 30, aliases: ['niter'], help: 'epochs (passes over the unlabeled images)' },
       batchSize: { type: 'int', default: 32, help: 'labeled images per step' },
       unlabeledBatchSize: { type: 'int', help: 'unlabeled images per step (default: --batchSize)' },
-      unlabeledRoot: { type: 'string', help: 'unlabeled images (folders, any depth); default: every training image of --dataroot, labels unused' },
       rotationWeight: { type: 'number', default: 1, help: 'weight of the rotation loss' },
       augment: { type: 'boolean', default: true, help: 'random crop and horizontal flip on the labeled batch' },
     },
@@ -104,11 +99,7 @@ export const sesemi = defineCommand(
         classNames: labeled.classes,
       });
       const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: main.length, verbIter: a.verbIter, maxIters: a.maxIters });
-      let start = 0;
-      if (a.resume) {
-        ({ epoch: start, step: trainer.step } = await checkpoints.resume(a.resume));
-        trainer.restoreHistory(restoreMetrics(run.metricsPath, start));
-      }
+      const start = await checkpoints.continueRun(a.resume, trainer);
       run.log(`train:sesemi: ${spec.model}, ${labeled.length} labeled + ${unlabeled.length} unlabeled images, ${splits.test.length} held out; output in ${outf}`);
       let test: Accuracy | null = null;
       try {

@@ -15,7 +15,7 @@ import { Run, writeFileAtomic } from '../../train/run.js';
 import { classifierPrefix } from '../../train/zoo.js';
 import { UsageError } from '../args.js';
 import { buildFromSpec, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { dataFlags, labelFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 import { loadClassifier, selectPseudoLabels } from '../teacher.js';
 
 export interface StudentResult {
@@ -32,14 +32,9 @@ export const student = defineCommand(
     name: 'train:student',
     summary: 'Teacher → student: pseudo-label the top K images per class, train a student on them, fine-tune it on the labels.',
     flags: {
-      ...dataFlags,
-      ...labelFlags,
-      ...modelFlags,
-      ...sgdFlags,
-      ...scheduleFlags,
-      ...runFlags,
+      ...trainingFlags,
+      ...unlabeledFlags,
       teacher: { type: 'string', help: 'the teacher: a classifier checkpoint (train:finetune, train:supervised, train:sesemi)' },
-      unlabeledRoot: { type: 'string', help: 'unlabeled images (folders, any depth); default: every training image of --dataroot, labels unused' },
       topK: { type: 'int', default: 100, help: 'pseudo-labeled images kept per class' },
       topP: { type: 'int', default: 1, help: 'classes each image may be a candidate for' },
       schedule: { ...scheduleFlags.schedule, default: 'cosine' },
