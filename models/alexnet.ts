@@ -1,7 +1,8 @@
 // AlexNet as the RotNet reference code builds it (FeatureLearningRotNet architectures/AlexNet.py):
-// batch norm after every conv and FC layer, FC layers without bias, convolutions initialised
-// N(0, 2 / (k·k·out)). Stages for features(): conv1, pool1, conv2, pool2, conv3, conv4, conv5,
-// pool5, fc_block, classifier.
+// batch norm after every conv and FC layer, convolutions with bias (nn.Conv2d's default), FC
+// layers without bias; convolution weights initialised N(0, 2 / (k·k·out)) as the reference's
+// NIN. Stages for features(): conv1, pool1, conv2, pool2, conv3, conv4, conv5, pool5, fc_block,
+// classifier.
 import { ReLU } from '../src/nn/activation.js';
 import { Flatten, Sequential } from '../src/nn/container.js';
 import { Conv2d } from '../src/nn/conv.js';
@@ -24,16 +25,17 @@ export class AlexNet extends FeatureNet {
   constructor({ numClasses = 4, inChannels = 3, imageSize = 224, ...init }: AlexNetOptions = {}) {
     super();
     const block = (cin: number, cout: number, k: number, stride: number, padding: number) =>
-      new Sequential(new Conv2d(cin, cout, k, { stride, padding, bias: false, ...init }), new BatchNorm2d(cout), new ReLU());
-    const pool = () => new MaxPool2d(3, { stride: 2 });
+      // The bias is redundant under batch norm, but the reference has it (and so do its checkpoints).
+      new Sequential(new Conv2d(cin, cout, k, { stride, padding, ...init }), new BatchNorm2d(cout), new ReLU());
+    // pool5's side: conv1 (11×11 stride 4, padding 2), then three 3×3 stride-2 max-pools (conv2 …
+    // conv5 keep the size). Checked before any layer allocates GPU memory.
     let side = convOut(imageSize, 11, 4, 2);
-    const named: [string, Sequential | MaxPool2d][] = [['conv1', block(inChannels, 64, 11, 4, 2)], ['pool1', pool()]];
-    side = convOut(side, 3, 2, 0);
-    named.push(['conv2', block(64, 192, 5, 1, 2)], ['pool2', pool()]);
-    side = convOut(side, 3, 2, 0);
-    named.push(['conv3', block(192, 384, 3, 1, 1)], ['conv4', block(384, 256, 3, 1, 1)], ['conv5', block(256, 256, 3, 1, 1)], ['pool5', pool()]);
-    side = convOut(side, 3, 2, 0);
+    for (let i = 0; i < 3; i++) side = convOut(side, 3, 2, 0);
     if (side < 1) throw new Error(`AlexNet: a ${imageSize}-pixel input is too small (pool5 would be empty); use at least 63 pixels`);
+    const pool = () => new MaxPool2d(3, { stride: 2 });
+    const named: [string, Sequential | MaxPool2d][] = [['conv1', block(inChannels, 64, 11, 4, 2)], ['pool1', pool()]];
+    named.push(['conv2', block(64, 192, 5, 1, 2)], ['pool2', pool()]);
+    named.push(['conv3', block(192, 384, 3, 1, 1)], ['conv4', block(384, 256, 3, 1, 1)], ['conv5', block(256, 256, 3, 1, 1)], ['pool5', pool()]);
     const pool5 = 256 * side * side;
     named.push([
       'fc_block',

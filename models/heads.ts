@@ -8,7 +8,7 @@ import type { InitOptions } from '../src/nn/init.js';
 import { Linear } from '../src/nn/linear.js';
 import { Module } from '../src/nn/module.js';
 import { BatchNorm1d, BatchNorm2d } from '../src/nn/normalization.js';
-import { AdaptiveAvgPool2d } from '../src/nn/pooling.js';
+import { AdaptiveAvgPool2d, AdaptiveMaxPool2d } from '../src/nn/pooling.js';
 import type { Tensor } from '../src/tensor.js';
 import { NinBlock } from './nin.js';
 
@@ -18,15 +18,22 @@ export type FeatureShape = readonly number[];
 export class LinearProbe extends Module {
   readonly layers: Sequential;
 
-  /** Conv features are average-pooled to poolSize × poolSize first (RotNet pools to ~9,000 values). */
-  constructor(features: FeatureShape, numClasses: number, { poolSize = 1, ...init }: { poolSize?: number } & InitOptions = {}) {
+  /**
+   * Conv features are pooled to poolSize × poolSize first (RotNet pools to ~9,000 values), by max
+   * pooling as the reference's LinearClassifier (its pool_type default, used in every config).
+   */
+  constructor(
+    features: FeatureShape,
+    numClasses: number,
+    { poolSize = 1, poolType = 'max', ...init }: { poolSize?: number; poolType?: 'max' | 'avg' } & InitOptions = {},
+  ) {
     super();
     const channels = features[0]!;
     this.layers = this.registerModule(
       'layers',
       features.length === 3
         ? new Sequential(
-            new AdaptiveAvgPool2d(poolSize),
+            poolType === 'max' ? new AdaptiveMaxPool2d(poolSize) : new AdaptiveAvgPool2d(poolSize),
             new BatchNorm2d(channels, { affine: false }),
             new Flatten(),
             new Linear(channels * poolSize * poolSize, numClasses, init),
@@ -43,7 +50,8 @@ export class LinearProbe extends Module {
 export class MlpHead extends Module {
   readonly layers: Sequential;
 
-  constructor(features: FeatureShape, numClasses: number, { hidden = 200, ...init }: { hidden?: number } & InitOptions = {}) {
+  /** The hidden width defaults to the reference's min(20 · classes, 2048) (200 for 10 classes). */
+  constructor(features: FeatureShape, numClasses: number, { hidden = Math.min(20 * numClasses, 2048), ...init }: { hidden?: number } & InitOptions = {}) {
     super();
     const inFeatures = features.reduce((p, d) => p * d, 1);
     this.layers = this.registerModule(

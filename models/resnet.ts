@@ -12,8 +12,9 @@ import { BatchNorm2d } from '../src/nn/normalization.js';
 import { AdaptiveAvgPool2d, MaxPool2d } from '../src/nn/pooling.js';
 import type { Tensor } from '../src/tensor.js';
 
-const conv3x3 = (cin: number, cout: number, stride = 1) => new Conv2d(cin, cout, 3, { stride, padding: 1, bias: false });
-const conv1x1 = (cin: number, cout: number, stride = 1) => new Conv2d(cin, cout, 1, { stride, bias: false });
+// Each layer takes the model's generator, so that its construction draws from nothing else.
+const conv3x3 = (cin: number, cout: number, stride: number, init: InitOptions) => new Conv2d(cin, cout, 3, { stride, padding: 1, bias: false, ...init });
+const conv1x1 = (cin: number, cout: number, stride: number, init: InitOptions) => new Conv2d(cin, cout, 1, { stride, bias: false, ...init });
 
 interface Block extends Module {
   forward(x: Tensor): Tensor;
@@ -30,11 +31,11 @@ class BasicBlock extends Module implements Block {
   readonly conv2: Conv2d;
   readonly bn2: BatchNorm2d;
 
-  constructor(inplanes: number, planes: number, stride: number, readonly downsample: Sequential | null) {
+  constructor(inplanes: number, planes: number, stride: number, readonly downsample: Sequential | null, init: InitOptions) {
     super();
-    this.conv1 = this.registerModule('conv1', conv3x3(inplanes, planes, stride));
+    this.conv1 = this.registerModule('conv1', conv3x3(inplanes, planes, stride, init));
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(planes));
-    this.conv2 = this.registerModule('conv2', conv3x3(planes, planes));
+    this.conv2 = this.registerModule('conv2', conv3x3(planes, planes, 1, init));
     this.bn2 = this.registerModule('bn2', new BatchNorm2d(planes));
     if (downsample) this.registerModule('downsample', downsample);
   }
@@ -54,14 +55,14 @@ class Bottleneck extends Module implements Block {
   readonly conv3: Conv2d;
   readonly bn3: BatchNorm2d;
 
-  constructor(inplanes: number, planes: number, stride: number, readonly downsample: Sequential | null) {
+  constructor(inplanes: number, planes: number, stride: number, readonly downsample: Sequential | null, init: InitOptions) {
     super();
     // torchvision's ResNet v1.5: the stride sits on the 3×3 convolution.
-    this.conv1 = this.registerModule('conv1', conv1x1(inplanes, planes));
+    this.conv1 = this.registerModule('conv1', conv1x1(inplanes, planes, 1, init));
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(planes));
-    this.conv2 = this.registerModule('conv2', conv3x3(planes, planes, stride));
+    this.conv2 = this.registerModule('conv2', conv3x3(planes, planes, stride, init));
     this.bn2 = this.registerModule('bn2', new BatchNorm2d(planes));
-    this.conv3 = this.registerModule('conv3', conv1x1(planes, planes * 4));
+    this.conv3 = this.registerModule('conv3', conv1x1(planes, planes * 4, 1, init));
     this.bn3 = this.registerModule('bn3', new BatchNorm2d(planes * 4));
     if (downsample) this.registerModule('downsample', downsample);
   }
@@ -91,10 +92,10 @@ export class ResNet extends FeatureNet {
 
   constructor(block: BlockClass, layers: readonly [number, number, number, number], options: ResNetOptions = {}) {
     super();
-    const { numClasses = 1000, stem = 'imagenet', inChannels = 3 } = options;
+    const { numClasses = 1000, stem = 'imagenet', inChannels = 3, ...init } = options;
     this.conv1 = this.registerModule(
       'conv1',
-      stem === 'imagenet' ? new Conv2d(inChannels, 64, 7, { stride: 2, padding: 3, bias: false }) : conv3x3(inChannels, 64),
+      stem === 'imagenet' ? new Conv2d(inChannels, 64, 7, { stride: 2, padding: 3, bias: false, ...init }) : conv3x3(inChannels, 64, 1, init),
     );
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(64));
     const maxpool = stem === 'imagenet' ? new MaxPool2d(3, { stride: 2, padding: 1 }) : null;
@@ -112,9 +113,9 @@ export class ResNet extends FeatureNet {
         const s = b === 0 ? stride : 1;
         const downsample =
           b === 0 && (s !== 1 || inplanes !== planes * block.expansion)
-            ? new Sequential(conv1x1(inplanes, planes * block.expansion, s), new BatchNorm2d(planes * block.expansion))
+            ? new Sequential(conv1x1(inplanes, planes * block.expansion, s, init), new BatchNorm2d(planes * block.expansion))
             : null;
-        blocks.push(new block(inplanes, planes, s, downsample));
+        blocks.push(new block(inplanes, planes, s, downsample, init));
         inplanes = planes * block.expansion;
       }
       const layer = this.registerModule(`layer${i + 1}`, new Sequential(...blocks));
@@ -124,13 +125,13 @@ export class ResNet extends FeatureNet {
     const avgpool = new AdaptiveAvgPool2d(1);
     this.stage('avgpool', (x) => F.flatten(avgpool.forward(x), 1));
     this.numFeatures = inplanes;
-    this.fc = this.registerModule('fc', new Linear(inplanes, numClasses, options));
+    this.fc = this.registerModule('fc', new Linear(inplanes, numClasses, init));
     this.stage('fc', (x) => this.fc.forward(x));
 
     // torchvision: Kaiming normal (fan_out, relu) for every conv; BN weight 1, bias 0 (the
     // BatchNorm default); Linear keeps PyTorch's default.
     for (const [, m] of this.namedModules()) {
-      if (m instanceof Conv2d) assign(m.weight, kaimingNormal(m.weight.shape, 'fan_out', options));
+      if (m instanceof Conv2d) assign(m.weight, kaimingNormal(m.weight.shape, 'fan_out', init));
     }
   }
 }
