@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { F, Generator, randn, scope, tensor, type Tensor } from '../src/index.js';
 import { refBatchStatistics } from '../src/ops/batchnorm.js';
+import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dGeometry, type Conv2dAttrs } from '../src/ops/conv.js';
 import { dropoutScale } from '../src/ops/dropout.js';
 
 const bits = async (t: Tensor): Promise<Uint32Array> => new Uint32Array((await t.toArray()).buffer);
@@ -103,6 +104,38 @@ describe('bitwise repeatability (fixed-order reductions, no atomics)', () => {
     const second = await run();
     first.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(second[i]!.buffer))).toBe(true));
   });
+});
+
+describe('conv2d kernel paths', () => {
+  // The op table checks whichever path the adapter gets; this checks that the SIMD kernels
+  // (kernels/conv2d_simd.wgsl, lavapipe) and the direct ones agree where both run, on shapes
+  // that leave partial channel blocks, partial 4-column texels and several row chunks.
+  const cases: [number[], number[], Partial<Conv2dAttrs>][] = [
+    [[3, 20, 9, 7], [19, 20, 3, 3], { padding: [1, 1] }],
+    [[2, 6, 11, 10], [12, 3, 5, 5], { padding: [2, 1], groups: 2 }],
+    [[2, 5, 13, 9], [7, 5, 3, 3], { stride: [2, 2], padding: [1, 1] }],
+    [[1, 8, 10, 10], [33, 8, 3, 2], { padding: [3, 0], dilation: [2, 3] }],
+  ];
+  for (const [xs, ws, a] of cases) {
+    it(`forward and both gradients agree: x ${JSON.stringify(xs)} w ${JSON.stringify(ws)} ${JSON.stringify(a)}`, async () => {
+      await scope(async () => {
+        const attrs: Conv2dAttrs = { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1, ...a };
+        const g = conv2dGeometry(xs, ws, [ws[0]!], attrs);
+        const x = tensor(sample(xs, 1), xs);
+        const w = tensor(sample(ws, 2), ws);
+        const bias = tensor(sample([ws[0]!], 3), [ws[0]!]);
+        const dyShape = [g.N, g.Co, g.Ho, g.Wo];
+        const dy = tensor(sample(dyShape, 4), dyShape);
+        // Float32 sums of up to a few hundred products in different orders.
+        const tol = { rtol: 1e-4, atol: 1e-3 };
+        const simd = { path: 'simd' } as const;
+        const direct = { path: 'direct' } as const;
+        expect(await conv2dForward(x, w, bias, g, simd).toArray()).toBeAllClose(await conv2dForward(x, w, bias, g, direct).toArray(), tol);
+        expect(await conv2dBackwardInput(dy, w, g, null, simd).toArray()).toBeAllClose(await conv2dBackwardInput(dy, w, g, null, direct).toArray(), tol);
+        expect(await conv2dBackwardWeight(x, dy, g, simd).toArray()).toBeAllClose(await conv2dBackwardWeight(x, dy, g, direct).toArray(), tol);
+      });
+    });
+  }
 });
 
 describe('shape errors name the op and both shapes', () => {

@@ -1,7 +1,9 @@
 // Convolutions (kernels/conv2d.wgsl): conv2d and convTranspose2d with stride, padding, dilation
 // and groups, NCHW input and PyTorch's weight layouts. Three implicit-GEMM kernels serve both
-// ops: the transposed convolution's forward is conv2d's input gradient, and vice versa.
+// ops: the transposed convolution's forward is conv2d's input gradient, and vice versa. On
+// lavapipe most of them run as kernels/conv2d_simd.wgsl instead (src/ops/conv-plan.ts).
 import { Tensor } from '../tensor.js';
+import { simdBackwardInput, simdBackwardWeight, simdForward, type ConvOptions } from './conv-plan.js';
 import { groups1d, launch } from './launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
@@ -130,7 +132,9 @@ function packWeight(weight: Tensor, g: ConvGeometry, R4: number, transposed: boo
 }
 
 /** y = conv2d(x, weight) + bias. */
-export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions = {}): Tensor {
+  const simd = simdForward(x, weight, bias, g, options);
+  if (simd) return simd;
   const R4 = channelTile(g.Co / g.groups);
   const { packed: wp, blocks } = packWeight(weight, g, R4, false);
   const y = Tensor.empty([g.N, g.Co, g.Ho, g.Wo]);
@@ -142,7 +146,9 @@ export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g:
 }
 
 /** dx of conv2d from dy (N, Co, Ho, Wo): the input-shaped gradient (plus bias: convTranspose2d). */
-export function conv2dBackwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry, bias: Tensor | null = null): Tensor {
+export function conv2dBackwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry, bias: Tensor | null = null, options: ConvOptions = {}): Tensor {
+  const simd = simdBackwardInput(dy, weight, g, bias, options);
+  if (simd) return simd;
   const R4 = channelTile(g.Ci / g.groups);
   const { packed: wp, blocks } = packWeight(weight, g, R4, true);
   const dx = Tensor.empty([g.N, g.Ci, g.H, g.W]);
@@ -154,7 +160,9 @@ export function conv2dBackwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry,
 }
 
 /** dweight of conv2d from x and dy, reduced over (n, oh, ow) in a fixed order. */
-export function conv2dBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
+export function conv2dBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, options: ConvOptions = {}): Tensor {
+  const simd = simdBackwardWeight(x, dy, g, options);
+  if (simd) return simd;
   const cout = g.Co / g.groups;
   const R4 = channelTile(cout);
   const blocks = Math.ceil(cout / (4 * R4));

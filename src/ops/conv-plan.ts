@@ -1,0 +1,208 @@
+// Chooses how a convolution runs, and runs the SIMD path: kernels/conv2d_simd.wgsl (operands
+// packed into textures, 8-lane subgroups) on CPU adapters that support it, kernels/conv2d.wgsl
+// everywhere else, for strided input gradients, and wherever a packed operand would not fit.
+import type { Backend } from '../gpu/backend.js';
+import { backend } from '../runtime.js';
+import { Tensor } from '../tensor.js';
+import type { ConvGeometry, Pair } from './conv.js';
+import { sumAxis } from './reduce.js';
+
+export type ConvPath = 'direct' | 'simd';
+
+/** Pins the kernels a convolution uses (tests and benchmarks); the SIMD path still needs a capable adapter. */
+export interface ConvOptions {
+  path?: ConvPath;
+}
+
+/**
+ * Tiles, measured on lavapipe (bench/conv.bench.ts): 64 pixels (or taps) × 16 channels per
+ * subgroup, 128 accumulators a lane, the same register budget as matmul_simd's 16 × 64 tile.
+ * Each 4-channel (or 4-column) step then loads 8 texels, and 2 filter (or dy) texels spread to
+ * 16 per lane, for 512 multiply-adds. Four 8-channel blocks spill and run several times slower.
+ */
+const PX = 8;
+const TP = 8;
+
+/** 8-channel blocks per subgroup: two when the group has the channels, else one. */
+const channelBlocks = (channels: number): number => (channels > 8 ? 2 : 1);
+
+/** The convolution conv_simd computes: conv2d's forward, or its input gradient at stride 1. */
+interface Generic {
+  N: number;
+  Cin: number;
+  H: number;
+  W: number;
+  Cout: number;
+  Ho: number;
+  Wo: number;
+  groups: number;
+  KH: number;
+  KW: number;
+  stride: Pair;
+  dilation: Pair;
+  /** Signed: the input gradient's is (K − 1)·dilation − padding. */
+  pad: Pair;
+}
+
+const simdCapable = new WeakMap<Backend, boolean>();
+
+function simdTarget(gpu: Backend): boolean {
+  let simd = simdCapable.get(gpu);
+  if (simd === undefined) {
+    const info = gpu.device.adapterInfo;
+    simd = gpu.isSoftware && gpu.device.features.has('subgroups') && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
+    simdCapable.set(gpu, simd);
+  }
+  return simd;
+}
+
+type Role = 'input' | 'filter' | 'dy' | 'x';
+
+/**
+ * One rgba32float texture per operand role, reused by every call (later dispatches read what
+ * earlier ones wrote, in stream order). A texture only grows; the old one is destroyed after a
+ * flush, once no unsubmitted command refers to it.
+ */
+const textures = new WeakMap<Backend, Map<Role, GPUTexture>>();
+
+function texture(gpu: Backend, role: Role, [width, height]: [number, number]): GPUTexture {
+  let held = textures.get(gpu);
+  if (!held) textures.set(gpu, (held = new Map()));
+  const old = held.get(role);
+  if (old && old.width >= width && old.height >= height) return old;
+  const round = (n: number): number => Math.min(Math.ceil(n / 64) * 64, gpu.limits.maxTextureDimension2D);
+  const made = gpu.device.createTexture({
+    label: `dawnet conv2d packed ${role}`,
+    size: [round(Math.max(width, old?.width ?? 0)), round(Math.max(height, old?.height ?? 0))],
+    format: 'rgba32float',
+    usage: GPUTextureUsage.STORAGE_BINDING,
+  });
+  if (old) {
+    gpu.flush();
+    old.destroy();
+  }
+  held.set(role, made);
+  return made;
+}
+
+const fits = (gpu: Backend, ...sizes: [number, number][]): boolean => sizes.every((s) => Math.max(...s) <= gpu.limits.maxTextureDimension2D);
+
+const packGrid = ([w, h]: [number, number]): [number, number] => [Math.ceil(w / 8), Math.ceil(h / 8)];
+
+function wanted(gpu: Backend, options: ConvOptions): boolean {
+  return options.path !== 'direct' && simdTarget(gpu);
+}
+
+interface GenericPlan {
+  input: [number, number];
+  filter: [number, number];
+  uniforms: Record<string, number>;
+  CB: number;
+  blocks: number;
+}
+
+function planGeneric(c: Generic): GenericPlan {
+  const cin = c.Cin / c.groups;
+  const cout = c.Cout / c.groups;
+  const CB = channelBlocks(cout);
+  const blocks = Math.ceil(cout / (8 * CB));
+  const cin4 = Math.ceil(cin / 4);
+  const cout4 = blocks * 2 * CB;
+  const Hp = (c.Ho - 1) * c.stride[0] + (c.KH - 1) * c.dilation[0] + 1;
+  const Wp = (c.Wo - 1) * c.stride[1] + (c.KW - 1) * c.dilation[1] + 1;
+  return {
+    input: [c.groups * cin4 * Wp, c.N * Hp],
+    filter: [c.groups * cout4, c.KH * c.KW * 4 * cin4],
+    CB,
+    blocks,
+    uniforms: {
+      N: c.N, Cin: c.Cin, H: c.H, W: c.W, Cout: c.Cout, Ho: c.Ho, Wo: c.Wo, groups: c.groups, KH: c.KH, KW: c.KW,
+      strideH: c.stride[0], strideW: c.stride[1], dilH: c.dilation[0], dilW: c.dilation[1], padH: c.pad[0], padW: c.pad[1],
+      cin4, cout4, blocks, Hp, Wp,
+    },
+  };
+}
+
+/** out = conv(input, filter) + bias on the SIMD path; flip: weight is conv2d's, for its input gradient. */
+function runGeneric(gpu: Backend, plan: GenericPlan, c: Generic, input: Tensor, weight: Tensor, bias: Tensor | null, flip: boolean): Tensor {
+  const texIn = texture(gpu, 'input', plan.input);
+  const texFilter = texture(gpu, 'filter', plan.filter);
+  const params = { ...plan.uniforms, flip: flip ? 1 : 0, hasBias: bias ? 1 : 0 };
+  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_input'), { src: input.view, packed: texIn.createView() }, params, packGrid(plan.input));
+  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_filter'), { weight: weight.view, packed: texFilter.createView() }, params, packGrid(plan.filter));
+  const out = Tensor.empty([c.N, c.Cout, c.Ho, c.Wo]);
+  const workgroups: [number, number] = [Math.ceil((c.N * c.Ho * c.Wo) / (8 * PX)), c.groups * plan.blocks];
+  const bindings = { out: out.view, bias: (bias ?? input).view, texA: texIn.createView(), texB: texFilter.createView() };
+  gpu.dispatch(gpu.kernel('conv2d_simd', 'conv_simd', { PX, CB: plan.CB }), bindings, params, workgroups);
+  return out;
+}
+
+/** conv2d's forward on the SIMD path, or null where it does not apply. */
+export function simdForward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions): Tensor | null {
+  const gpu = backend();
+  if (!wanted(gpu, options)) return null;
+  const c: Generic = { ...g, Cin: g.Ci, Cout: g.Co, pad: g.padding };
+  const plan = planGeneric(c);
+  if (!fits(gpu, plan.input, plan.filter)) return null;
+  return runGeneric(gpu, plan, c, x, weight, bias, false);
+}
+
+/**
+ * conv2d's input gradient on the SIMD path: at stride 1 it is the convolution of dy with the
+ * flipped, transposed filter and padding (K − 1)·dilation − padding. Null where it does not apply.
+ */
+export function simdBackwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry, bias: Tensor | null, options: ConvOptions): Tensor | null {
+  const gpu = backend();
+  if (!wanted(gpu, options) || g.stride[0] !== 1 || g.stride[1] !== 1) return null;
+  const c: Generic = {
+    N: g.N, Cin: g.Co, H: g.Ho, W: g.Wo, Cout: g.Ci, Ho: g.H, Wo: g.W, groups: g.groups, KH: g.KH, KW: g.KW,
+    stride: [1, 1], dilation: g.dilation,
+    pad: [(g.KH - 1) * g.dilation[0] - g.padding[0], (g.KW - 1) * g.dilation[1] - g.padding[1]],
+  };
+  const plan = planGeneric(c);
+  if (!fits(gpu, plan.input, plan.filter)) return null;
+  return runGeneric(gpu, plan, c, dy, weight, bias, true);
+}
+
+/** conv2d's weight gradient on the SIMD path, reduced over (n, oh, ow) in a fixed order; null where it does not apply. */
+export function simdBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, options: ConvOptions): Tensor | null {
+  const gpu = backend();
+  if (!wanted(gpu, options)) return null;
+  const cout = g.Co / g.groups;
+  const CB = channelBlocks(cout);
+  const blocks = Math.ceil(cout / (8 * CB));
+  const K = (g.Ci / g.groups) * g.KH * g.KW;
+  const Wo4 = Math.ceil(g.Wo / 4);
+  const Hp = (g.Ho - 1) * g.stride[0] + (g.KH - 1) * g.dilation[0] + 1;
+  const dySize: [number, number] = [g.Co * Wo4, g.N * g.Ho];
+  const xSize: [number, number] = [g.KW * g.Ci * Wo4, g.N * Hp];
+  if (!fits(gpu, dySize, xSize)) return null;
+  const texDy = texture(gpu, 'dy', dySize);
+  const texX = texture(gpu, 'x', xSize);
+  const shape = { N: g.N, Ho: g.Ho, Wo: g.Wo, Wo4, strideW: g.stride[1], dilW: g.dilation[1] };
+  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_rows'), { src: dy.view, packed: texDy.createView() },
+    { ...shape, Cin: g.Co, H: g.Ho, W: g.Wo, KW: 1, Hp: g.Ho, strideW: 1, padH: 0, padW: 0 }, packGrid(dySize));
+  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_rows'), { src: x.view, packed: texX.createView() },
+    { ...shape, Cin: g.Ci, H: g.H, W: g.W, KW: g.KW, Hp, padH: g.padding[0], padW: g.padding[1] }, packGrid(xSize));
+
+  // Enough independent row chunks to occupy the device, each still a long fixed-order sum.
+  const tiles = Math.ceil(K / (8 * TP)) * g.groups * blocks;
+  const rows = g.N * g.Ho;
+  const chunks = Math.max(1, Math.min(Math.ceil(256 / tiles), Math.floor(rows / 4), 64));
+  const rowsPerChunk = Math.ceil(rows / chunks);
+  const used = Math.ceil(rows / rowsPerChunk);
+  const shapeDw = [g.Co, g.Ci / g.groups, g.KH, g.KW];
+  const dw = Tensor.empty(used === 1 ? shapeDw : [used, g.Co * K]);
+  const params = {
+    N: g.N, Cin: g.Ci, H: g.H, W: g.W, Cout: g.Co, Ho: g.Ho, Wo: g.Wo, groups: g.groups, KH: g.KH, KW: g.KW,
+    strideH: g.stride[0], strideW: g.stride[1], dilH: g.dilation[0], dilW: g.dilation[1], blocks, Hp, Wo4, rowsPerChunk,
+  };
+  const workgroups: [number, number, number] = [Math.ceil(K / (8 * TP)), g.groups * blocks, used];
+  gpu.dispatch(gpu.kernel('conv2d_simd', 'conv_weight_simd', { TP, CB }), { out: dw.view, texA: texDy.createView(), texB: texX.createView() }, params, workgroups);
+  if (used === 1) return dw;
+  const summed = sumAxis(dw, 0);
+  dw.dispose();
+  const result = summed.alias(shapeDw);
+  summed.dispose();
+  return result;
+}
