@@ -136,6 +136,33 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
     expect(r.test.top1).toBeGreaterThanOrEqual(0);
   });
 
+  it('train:supervised --resume matches the uninterrupted run bit for bit', async () => {
+    const args = (outf: string, epochs: number) => [...tiny, ...nin3, '--trainSamples', '4', '--epochs', String(epochs), '--batchSize', '4', '--outf', outf];
+    await runCommand('train:supervised', args(out('supervised-2'), 2));
+    // Stopped by --maxIters at the end of epoch 1 (3 steps): the same schedule as the full run.
+    await runCommand('train:supervised', [...args(out('supervised-resumed'), 2), '--maxIters', '3']);
+    expect(existsSync(join(out('supervised-resumed'), 'net_epoch_1.safetensors'))).toBe(true);
+    await runCommand('train:supervised', [...args(out('supervised-resumed'), 2), '--resume', out('supervised-resumed')]);
+    const pick = (r: Record<string, number>) => [r.loss, r.top1, r.testLoss, r.testTop1];
+    expect(epochRecords(out('supervised-resumed')).map(pick)).toEqual(epochRecords(out('supervised-2')).map(pick));
+  });
+
+  it('train:sesemi, train:probe and train:dcgan continue with --resume', async () => {
+    const sesemiArgs = [...tiny, ...nin3, '--trainSamples', '2', '--batchSize', '4', '--outf', out('sesemi-resumed')];
+    await runCommand('train:sesemi', [...sesemiArgs, '--epochs', '1']);
+    await runCommand('train:sesemi', [...sesemiArgs, '--epochs', '2', '--resume', out('sesemi-resumed')]);
+    expect(epochRecords(out('sesemi-resumed')).map((r) => r.epoch)).toEqual([1, 2]);
+    const probeArgs = [...tiny, '--net', join(out('rotnet'), 'net_best.safetensors'), '--blocks', 'conv1', '--batchSize', '8', '--outf', out('probe-resumed')];
+    await runCommand('train:probe', [...probeArgs, '--epochs', '1']);
+    await runCommand('train:probe', [...probeArgs, '--epochs', '2', '--resume', out('probe-resumed')]);
+    expect(epochRecords(out('probe-resumed')).map((r) => r.epoch)).toEqual([1, 2]);
+    const ganArgs = ['--dataroot', data, '--imageSize', '32', '--nz', '8', '--ngf', '8', '--ndf', '8', '--batchSize', '8', '--outf', out('dcgan-resumed')];
+    await runCommand('train:dcgan', [...ganArgs, '--epochs', '1']);
+    await runCommand('train:dcgan', [...ganArgs, '--epochs', '2', '--resume', out('dcgan-resumed')]);
+    expect(epochRecords(out('dcgan-resumed')).map((r) => r.epoch)).toEqual([1, 2]);
+    expect(readdirSync(out('dcgan-resumed'))).toContain('netD_epoch_2.safetensors');
+  });
+
   it('train:sesemi: a labeled and a rotated unlabeled batch per step', async () => {
     const r = (await runCommand('train:sesemi', [...tiny, ...nin3, '--trainSamples', '2', '--epochs', '1', '--batchSize', '4', '--outf', out('sesemi')])) as SesemiResult;
     expect(r.steps).toBe(6);

@@ -69,6 +69,21 @@ export class Checkpoints {
     }
   }
 
+  /**
+   * At the end of epoch `epoch` (from 0): its checkpoint, or, when the run stopped before the
+   * epoch's last step (--maxIters, Ctrl-C), `<prefix>_last`. A stop on an epoch's last step
+   * still saves the epoch, so --resume continues exactly.
+   */
+  async afterEpoch(trainer: Trainer, epoch: number, watched?: Watched): Promise<void> {
+    if (trainer.stopped && trainer.stepInEpoch < trainer.options.stepsPerEpoch) {
+      const path = await this.saveLast(epoch, trainer.step);
+      this.run.log(`stopped (${trainer.stopped}) after step ${trainer.step}; saved ${path}`);
+      return;
+    }
+    await this.saveEpoch(epoch + 1, trainer.step, watched);
+    if (trainer.stopped) this.run.log(`stopped (${trainer.stopped}) after step ${trainer.step}; saved ${this.path(`epoch_${epoch + 1}`)}`);
+  }
+
   /** A run stopped part-way through epoch `completed` + 1. */
   async saveLast(completed: number, step: number): Promise<string> {
     const path = this.path('last');

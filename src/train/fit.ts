@@ -128,11 +128,8 @@ export async function fitClassifier({ run, model, frozen, headPrefix, data, sett
       if (val) extra.valTop1 = val.top1;
       await trainer.endEpoch(extra);
       const watched = val ? val.top1 : test.top1;
-      if (trainer.stopped) {
-        run.log(`stopped (${trainer.stopped}) after step ${trainer.step}; saved ${await checkpoints.saveLast(epoch, trainer.step)}`);
-        break;
-      }
-      await checkpoints.saveEpoch(epoch + 1, trainer.step, { name: watch, value: watched });
+      await checkpoints.afterEpoch(trainer, epoch, { name: watch, value: watched });
+      if (trainer.stopped) break;
       if (watched > best) [best, bestEpoch] = [watched, epoch + 1];
       if (valLoader && s.patience > 0 && epoch + 1 - bestEpoch >= s.patience) {
         run.log(`early stop: validation top-1 has not improved for ${s.patience} epochs (best ${best.toFixed(4)} at epoch ${bestEpoch})`);

@@ -114,12 +114,8 @@ export const dcgan = defineCommand(
         const record = await trainer.endEpoch();
         losses.D = record.loss_D ?? Number.NaN;
         losses.G = record.loss_G ?? Number.NaN;
-        if (trainer.stopped) {
-          run.log(`stopped (${trainer.stopped}); saved ${await ckG.saveLast(epoch, trainer.step)} and ${await ckD.saveLast(epoch, trainer.step)}`);
-        } else {
-          await ckG.saveEpoch(epoch + 1, trainer.step);
-          await ckD.saveEpoch(epoch + 1, trainer.step);
-        }
+        await ckG.afterEpoch(trainer, epoch);
+        await ckD.afterEpoch(trainer, epoch);
       }
       return { outf, steps: trainer.step, lossD: losses.D, lossG: losses.G };
     } finally {

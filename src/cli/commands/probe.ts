@@ -142,8 +142,7 @@ export const probe = defineCommand(
           }
           await trainer.endEpoch(extra);
           result.blocks = scores;
-          if (trainer.stopped) run.log(`stopped (${trainer.stopped}); saved ${await checkpoints.saveLast(epoch, trainer.step)}`);
-          else await checkpoints.saveEpoch(epoch + 1, trainer.step, { name: `top1_${blocks[0]}`, value: scores[blocks[0]!]!.top1 });
+          await checkpoints.afterEpoch(trainer, epoch, { name: `top1_${blocks[0]}`, value: scores[blocks[0]!]!.top1 });
         }
         run.metric({ kind: 'result', blocks: result.blocks, labeledPerClass: a.trainSamples, head: a.head });
         for (const [b, s] of Object.entries(result.blocks)) {

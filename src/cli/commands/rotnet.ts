@@ -102,12 +102,7 @@ export const rotnet = defineCommand(
         rotationAccuracy = acc.top1;
         const record = await trainer.endEpoch({ lr: optimizer.paramGroups[0]!.lr, testLoss: acc.loss, testAccuracy: acc.top1 });
         losses.push(record.loss ?? Number.NaN);
-        if (trainer.stopped) {
-          const path = await checkpoints.saveLast(epoch, trainer.step);
-          run.log(`stopped (${trainer.stopped}) after step ${trainer.step}; saved ${path}`);
-        } else {
-          await checkpoints.saveEpoch(epoch + 1, trainer.step, { name: 'testAccuracy', value: acc.top1 });
-        }
+        await checkpoints.afterEpoch(trainer, epoch, { name: 'testAccuracy', value: acc.top1 });
       }
     } finally {
       run.close();

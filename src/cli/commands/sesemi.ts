@@ -126,8 +126,7 @@ export const sesemi = defineCommand(
           model.eval();
           test = await evaluate(testLoader, (x) => net.forward(x));
           await trainer.endEpoch({ lr: optimizer.paramGroups[0]!.lr, testTop1: test.top1, ...(test.top5 !== undefined ? { testTop5: test.top5 } : {}) });
-          if (trainer.stopped) run.log(`stopped (${trainer.stopped}); saved ${await checkpoints.saveLast(epoch, trainer.step)}`);
-          else await checkpoints.saveEpoch(epoch + 1, trainer.step, { name: 'testTop1', value: test.top1 });
+          await checkpoints.afterEpoch(trainer, epoch, { name: 'testTop1', value: test.top1 });
         }
         model.eval();
         test ??= await evaluate(testLoader, (x) => net.forward(x));
