@@ -18,31 +18,40 @@
 //   input   texel (c4·Wp + u, n·Hp + v) = in[n][4·c4 .. 4·c4+3][v − padH][u − padW], where c4 =
 //           group · cin4 + (channel in group) / 4; Hp, Wp cover every tap of every output pixel.
 //   filter  texel (group · cout4 + o4, tap · 4·cin4 + c) = filter[4·o4 .. 4·o4+3 of the group][c][tap]
-//   rows    texel (((kw · C + c) · Wo4 + w4), n·Hp + v) = src[n][c][v − padH][(4·w4 + q)·s + kw·d − padW],
-//           q = 0..3, zero for 4·w4 + q ≥ Wo: conv_weight_simd's operands, dy (one shift, no
-//           padding) and x (KW shifts, so four consecutive output columns of a tap are one texel).
+//   x       texel ((c · phases + φ) · Wd4 + t, n·Hp + v) = x[n][c][v − padH][φ + (4·t + q)·strideW − padW],
+//           q = 0..3: x decimated by the column stride, once per phase φ, conv_weight_simd's x.
+//           Output columns 4·w4 … 4·w4 + 3 of tap kw are then components shift … shift + 3 of
+//           phase (kw·dilW) mod strideW from texel w4 on, shift = (kw·dilW) div strideW.
+//   dy      texel i at (i mod 2^dyShift, i div 2^dyShift), i = ((n · Cout + c) · Ho + oh) · Wo4 + w4,
+//           = dy[n][c][oh][4·w4 + q], zero for 4·w4 + q ≥ Wo: when Wo is a multiple of 4 this is
+//           dy's own memory, copied in rather than packed.
 // Entry points
 //   pack_input    grid (ceil(groups·cin4·Wp / 8), ceil(N·Hp / 8)), workgroup 8 × 8
 //   pack_filter   grid (ceil(groups·cout4 / 8), ceil(taps·4·cin4 / 8)), workgroup 8 × 8;
 //                 flip = 1 reads conv2d's weight (Cin, cout, KH, KW) transposed and flipped
-//   pack_rows     grid (ceil(KW·C·Wo4 / 8), ceil(N·Hp / 8)), workgroup 8 × 8
+//   pack_x        grid (ceil(Cin·phases·Wd4 / 8), ceil(N·Hp / 8)), workgroup 8 × 8
+//   pack_dy       grid (ceil(Ho·Wo4 / 8), ceil(N·Cout / 8)), workgroup 8 × 8
 //   conv_simd     one subgroup of 8 lanes: 8·PX output pixels (flattened n, oh, ow; lane l owns
 //                 pixels 8j + l) by 8·CB output channels of one group. Workgroup 8; dispatch
 //                 (ceil(N·Ho·Wo / (8·PX)), groups · blocks), blocks = ceil(cout / (8·CB)).
-//   conv_weight_simd  dw[co, tap] = Σ over (n, oh, ow) of dy · x: 8·TP taps (lane l owns taps
-//                 8j + l) by 8·CB output channels, over one chunk of output rows (n, oh), four
-//                 columns per step. Workgroup 8; dispatch (ceil(K / (8·TP)), groups · blocks,
-//                 chunks), K = cin · KH · KW; chunks > 1 writes partial sums, summed in order after.
+//   conv_weight_simd  dw[co, tap] = Σ over (n, oh, ow) of dy · x: 8·TR tap rows (c, kh), each
+//                 with its KCOLS columns kw (lane l owns rows 8t + l), by 8·CB output channels,
+//                 over one chunk of output rows (n, oh), four columns per step. Workgroup 8;
+//                 dispatch (ceil(cin·KH / (8·TR)), groups · blocks, chunks); chunks > 1 writes
+//                 partial sums, summed in order after.
 // Bindings
 //   out:     (N, Cout, Ho, Wo) read_write [conv_simd]; (chunks, Cout, K) [conv_weight_simd]
-//   src:     (N, C, H, W) read, the tensor being packed            [pack_input, pack_rows]
+//   src:     (N, C, H, W) read, the tensor being packed            [pack_input, pack_x, pack_dy]
 //   weight:  conv2d's weight (Co, Ci/groups, KH, KW) read           [pack_filter]
 //   bias:    (Cout) read; any tensor when hasBias = 0               [conv_simd]
 //   packed:  rgba32float storage texture, write                     [the pack entries]
-//   texA:    packed input [conv_simd]; packed dy rows [conv_weight_simd]   (read)
-//   texB:    packed filter [conv_simd]; packed x rows [conv_weight_simd]   (read)
+//   texA:    packed input [conv_simd]; packed dy [conv_weight_simd]   (read)
+//   texB:    packed filter [conv_simd]; packed x [conv_weight_simd]    (read)
 //   params:  uniform Params (below)
-// Overrides: PX (pixels per lane, ≤ 8), TP (taps per lane, ≤ 8), CB (8-channel blocks, ≤ 4).
+// Overrides: PX (pixels per lane, ≤ 8), CB (8-channel blocks, ≤ 4); conv_weight_simd's TR (tap
+// rows per lane, ≤ 8, TR·KCOLS ≤ 12), KCOLS = KW, DILW = dilW and STRW = strideW, so that each
+// column's phase and shift are constants and the lanes pick components instead of reloading x;
+// PHASES and SPAN (x texels per phase and step, PHASES·SPAN·TR ≤ 16) follow from them.
 
 enable subgroups;
 
@@ -74,14 +83,27 @@ struct Params {
   flip: u32,
   hasBias: u32,
   rowsPerChunk: u32,
+  // conv_weight_simd's packed x: phases = min(strideW, (KW − 1)·dilW + 1), Wd4 = Wo4 + SPAN − 1
+  // texels a phase, so every step's SPAN texels exist; dy's texture is 2^dyShift texels wide.
+  phases: u32,
+  Wd4: u32,
+  dyShift: u32,
 }
 
 override PX: u32 = 8u;
-override TP: u32 = 8u;
 override CB: u32 = 2u;
+override TR: u32 = 3u;
+override KCOLS: u32 = 3u;
+override DILW: u32 = 1u;
+override STRW: u32 = 1u;
+override PHASES: u32 = min(STRW, (KCOLS - 1u) * DILW + 1u);
+override SPAN: u32 = ((KCOLS - 1u) * DILW / STRW + 3u) / 4u + 1u;
 
 const MAX_PX: u32 = 8u;
 const MAX_O4: u32 = 8u;
+const MAX_TR: u32 = 8u;
+const MAX_TAPS: u32 = 12u;
+const MAX_XT: u32 = 16u;
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -156,29 +178,49 @@ fn pack_filter(@builtin(global_invocation_id) id: vec3<u32>) {
 }
 
 @compute @workgroup_size(8, 8)
-fn pack_rows(@builtin(global_invocation_id) id: vec3<u32>) {
+fn pack_x(@builtin(global_invocation_id) id: vec3<u32>) {
   let p = params;
-  if (id.x >= p.KW * p.Cin * p.Wo4 || id.y >= p.N * p.Hp) {
+  if (id.x >= p.Cin * p.phases * p.Wd4 || id.y >= p.N * p.Hp) {
     return;
   }
-  let shifted = divide(id.x, p.Wo4);
-  let w4 = id.x - shifted * p.Wo4;
-  let kw = divide(shifted, p.Cin);
-  let c = shifted - kw * p.Cin;
+  let column = divide(id.x, p.Wd4);
+  let t = id.x - column * p.Wd4;
+  let c = divide(column, p.phases);
+  let phase = column - c * p.phases;
   let n = divide(id.y, p.Hp);
   let ih = i32(id.y - n * p.Hp) - p.padH;
   var v = vec4(0.0);
   if (ih >= 0 && ih < i32(p.H)) {
     let row = ((n * p.Cin + c) * p.H + u32(ih)) * p.W;
     for (var q = 0u; q < 4u; q++) {
-      let ow = w4 * 4u + q;
-      let iw = i32(ow * p.strideW + kw * p.dilW) - p.padW;
-      if (ow < p.Wo && iw >= 0 && iw < i32(p.W)) {
+      let iw = i32(phase + (4u * t + q) * p.strideW) - p.padW;
+      if (iw >= 0 && iw < i32(p.W)) {
         v[q] = src[row + u32(iw)];
       }
     }
   }
   textureStore(packed, vec2(id.x, id.y), v);
+}
+
+@compute @workgroup_size(8, 8)
+fn pack_dy(@builtin(global_invocation_id) id: vec3<u32>) {
+  let p = params;
+  let planeTexels = p.Ho * p.Wo4;
+  if (id.x >= planeTexels || id.y >= p.N * p.Cout) {
+    return;
+  }
+  let oh = divide(id.x, p.Wo4);
+  let w4 = id.x - oh * p.Wo4;
+  let row = (id.y * p.Ho + oh) * p.Wo;
+  var v = vec4(0.0);
+  for (var q = 0u; q < 4u; q++) {
+    let ow = 4u * w4 + q;
+    if (ow < p.Wo) {
+      v[q] = src[row + ow];
+    }
+  }
+  let i = id.y * planeTexels + id.x;
+  textureStore(packed, vec2(i & ((1u << p.dyShift) - 1u), i >> p.dyShift), v);
 }
 
 // Eight texels, one from each lane, in every lane.
@@ -271,79 +313,100 @@ fn conv_weight_simd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_inv
   let cout = p.Cout / p.groups;
   let g = wid.y / p.blocks;
   let b = wid.y % p.blocks;
-  let taps = p.KH * p.KW;
-  let K = cin * taps;
-  let first = wid.x * 8u * TP + lane;
+  let rows = cin * p.KH;
+  let K = rows * KCOLS;
+  let first = wid.x * 8u * TR + lane;
 
-  // Each tap's texel column and row offset in the packed x; taps past K repeat the last one.
-  var bx: array<u32, MAX_PX>;
-  var by: array<u32, MAX_PX>;
-  for (var j = 0u; j < TP; j++) {
-    let k = min(first + 8u * j, K - 1u);
-    let tap = k % taps;
-    bx[j] = ((tap % p.KW) * p.Cin + g * cin + k / taps) * p.Wo4;
-    by[j] = (tap / p.KW) * p.dilH;
+  // Each tap row's first texel column and row offset in the packed x; rows past the end repeat
+  // the last one and are not stored.
+  var bx: array<u32, MAX_TR>;
+  var by: array<u32, MAX_TR>;
+  for (var t = 0u; t < TR; t++) {
+    let row = min(first + 8u * t, rows - 1u);
+    let c = row / p.KH;
+    bx[t] = (g * cin + c) * PHASES * p.Wd4;
+    by[t] = (row - c * p.KH) * p.dilH;
   }
   // Lane l loads dy for output channel 8r + l of the block; past the group's end it reads the
   // group's last channel and weighs it 0.
-  var dyx: array<u32, 4>;
+  let planeTexels = p.Ho * p.Wo4;
+  var dyc: array<u32, 4>;
   var live: array<bool, 4>;
   for (var r = 0u; r < CB; r++) {
     let o = b * 8u * CB + 8u * r + lane;
     live[r] = o < cout;
-    dyx[r] = (g * cout + min(o, cout - 1u)) * p.Wo4;
+    dyc[r] = (g * cout + min(o, cout - 1u)) * planeTexels;
   }
+  let dyMask = (1u << p.dyShift) - 1u;
 
-  // acc[j * MAX_O4 + o4]: output channels 4·o4 … 4·o4 + 3 of the block at tap j.
-  var acc: array<vec4<f32>, MAX_PX * MAX_O4>;
+  // acc[(t · KCOLS + kw) * MAX_O4 + o4]: output channels 4·o4 … 4·o4 + 3 of the block at tap
+  // (tap row t, column kw).
+  var acc: array<vec4<f32>, MAX_TAPS * MAX_O4>;
   // One loop over the chunk's (row, four-column texel) steps, with its counters kept by hand:
   // a short inner loop over Wo / 4 texels would cost more in loop overhead than in work.
   let rowStart = wid.z * p.rowsPerChunk;
   let steps = (min(rowStart + p.rowsPerChunk, p.N * p.Ho) - rowStart) * p.Wo4;
-  var row = rowStart;
   var oh = rowStart % p.Ho;
   var xrow = (rowStart / p.Ho) * p.Hp + oh * p.strideH;
+  var dyAt = (rowStart / p.Ho) * p.Cout * planeTexels + oh * p.Wo4;
   var w4 = 0u;
   for (var step = 0u; step < steps; step++) {
-    var xv: array<vec4<f32>, MAX_PX>;
-    for (var j = 0u; j < TP; j++) {
-      xv[j] = textureLoad(texB, vec2(bx[j] + w4, xrow + by[j]));
+    // SPAN consecutive texels of each phase: every kernel column's four inputs are four
+    // consecutive components of them, at offsets known when the pipeline is built.
+    var xt: array<vec4<f32>, MAX_XT>;
+    for (var t = 0u; t < TR; t++) {
+      for (var ph = 0u; ph < PHASES; ph++) {
+        for (var i = 0u; i < SPAN; i++) {
+          xt[(t * PHASES + ph) * SPAN + i] = textureLoad(texB, vec2(bx[t] + ph * p.Wd4 + w4 + i, xrow + by[t]));
+        }
+      }
     }
     for (var r = 0u; r < CB; r++) {
-      let s = spread(select(vec4(0.0), textureLoad(texA, vec2(dyx[r] + w4, row)), live[r]));
-      for (var j = 0u; j < TP; j++) {
-        for (var h = 0u; h < 2u; h++) {
-          let a = j * MAX_O4 + 2u * r + h;
-          // Σ over the texel's four columns q of x[q] · dy[channel 4h + c][q], c = 0..3.
-          for (var q = 0u; q < 4u; q++) {
-            let d = vec4(s[4u * h][q], s[4u * h + 1u][q], s[4u * h + 2u][q], s[4u * h + 3u][q]);
-            acc[a] = fma(vec4(xv[j][q]), d, acc[a]);
+      let at = dyc[r] + dyAt;
+      let s = spread(select(vec4(0.0), textureLoad(texA, vec2(at & dyMask, at >> p.dyShift)), live[r]));
+      for (var t = 0u; t < TR; t++) {
+        for (var kw = 0u; kw < KCOLS; kw++) {
+          let ph = (kw * DILW) % STRW;
+          let shift = (kw * DILW) / STRW;
+          for (var h = 0u; h < 2u; h++) {
+            let a = (t * KCOLS + kw) * MAX_O4 + 2u * r + h;
+            // Σ over the four output columns q of x[q] · dy[channel 4h + c][q], c = 0..3.
+            for (var q = 0u; q < 4u; q++) {
+              let u = shift + q;
+              let xv = xt[(t * PHASES + ph) * SPAN + u / 4u][u % 4u];
+              let d = vec4(s[4u * h][q], s[4u * h + 1u][q], s[4u * h + 2u][q], s[4u * h + 3u][q]);
+              acc[a] = fma(vec4(xv), d, acc[a]);
+            }
           }
         }
       }
     }
     w4++;
+    dyAt++;
     if (w4 == p.Wo4) {
       w4 = 0u;
-      row++;
       oh++;
       xrow += p.strideH;
       if (oh == p.Ho) {
         oh = 0u;
         xrow += p.Hp - p.Ho * p.strideH;
+        dyAt += (p.Cout - 1u) * planeTexels;
       }
     }
   }
 
   let out0 = wid.z * p.Cout * K;
-  for (var j = 0u; j < TP; j++) {
-    let k = first + 8u * j;
-    if (k < K) {
-      for (var o4 = 0u; o4 < 2u * CB; o4++) {
-        for (var c = 0u; c < 4u; c++) {
-          let o = b * 8u * CB + 4u * o4 + c;
-          if (o < cout) {
-            out[out0 + (g * cout + o) * K + k] = acc[j * MAX_O4 + o4][c];
+  for (var t = 0u; t < TR; t++) {
+    let row = first + 8u * t;
+    if (row < rows) {
+      for (var kw = 0u; kw < KCOLS; kw++) {
+        let k = row * KCOLS + kw;
+        for (var o4 = 0u; o4 < 2u * CB; o4++) {
+          for (var c = 0u; c < 4u; c++) {
+            let o = b * 8u * CB + 4u * o4 + c;
+            if (o < cout) {
+              out[out0 + (g * cout + o) * K + k] = acc[(t * KCOLS + kw) * MAX_O4 + o4][c];
+            }
           }
         }
       }

@@ -109,12 +109,14 @@ describe('bitwise repeatability (fixed-order reductions, no atomics)', () => {
 describe('conv2d kernel paths', () => {
   // The op table checks whichever path the adapter gets; this checks that the SIMD kernels
   // (kernels/conv2d_simd.wgsl, lavapipe) and the direct ones agree where both run, on shapes
-  // that leave partial channel blocks, partial 4-column texels and several row chunks.
+  // that leave partial channel blocks, partial 4-column texels and several row chunks, and on
+  // column strides and dilations that split the weight gradient's packed x into phases.
   const cases: [number[], number[], Partial<Conv2dAttrs>][] = [
     [[3, 20, 9, 7], [19, 20, 3, 3], { padding: [1, 1] }],
     [[2, 6, 11, 10], [12, 3, 5, 5], { padding: [2, 1], groups: 2 }],
     [[2, 5, 13, 9], [7, 5, 3, 3], { stride: [2, 2], padding: [1, 1] }],
     [[1, 8, 10, 10], [33, 8, 3, 2], { padding: [3, 0], dilation: [2, 3] }],
+    [[2, 3, 15, 23], [12, 3, 7, 7], { stride: [2, 2], padding: [3, 3] }],
   ];
   for (const [xs, ws, a] of cases) {
     it(`forward and both gradients agree: x ${JSON.stringify(xs)} w ${JSON.stringify(ws)} ${JSON.stringify(a)}`, async () => {

@@ -15,13 +15,23 @@ export interface ConvOptions {
 }
 
 /**
- * Tiles, measured on lavapipe (bench/conv.bench.ts): 64 pixels (or taps) × 16 channels per
+ * conv_simd's tile, measured on lavapipe (bench/conv.bench.ts): 64 pixels × 16 channels per
  * subgroup, 128 accumulators a lane, the same register budget as matmul_simd's 16 × 64 tile.
- * Each 4-channel (or 4-column) step then loads 8 texels, and 2 filter (or dy) texels spread to
- * 16 per lane, for 512 multiply-adds. Four 8-channel blocks spill and run several times slower.
+ * Each 4-channel step then loads 8 texels, and 2 filter texels spread to 16 per lane, for 512
+ * multiply-adds. Four 8-channel blocks spill and run several times slower.
  */
 const PX = 8;
-const TP = 8;
+
+/**
+ * conv_weight_simd's tile: a lane owns TR rows (channel, kh) of taps with every kernel column kw,
+ * about TAP_BUDGET taps. Measured on lavapipe at 3×3: 6 taps × 16 channels beat 9 by 10–20 %, and
+ * 12 (48 vec4 accumulators) spill and run ten times slower, so wide kernels take one 8-channel
+ * block. MAX_TAPS, MAX_TAP_ROWS and MAX_X_TEXELS are the WGSL's array bounds.
+ */
+const TAP_BUDGET = 6;
+const MAX_TAPS = 12;
+const MAX_TAP_ROWS = 8;
+const MAX_X_TEXELS = 16;
 
 /** 8-channel blocks per subgroup: two when the group has the channels, else one. */
 const channelBlocks = (channels: number): number => (channels > 8 ? 2 : 1);
@@ -75,7 +85,7 @@ function texture(gpu: Backend, role: Role, [width, height]: [number, number]): G
     label: `dawnet conv2d packed ${role}`,
     size: [round(Math.max(width, old?.width ?? 0)), round(Math.max(height, old?.height ?? 0))],
     format: 'rgba32float',
-    usage: GPUTextureUsage.STORAGE_BINDING,
+    usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
   });
   if (old) {
     gpu.flush();
@@ -168,37 +178,54 @@ export function simdBackwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry, b
 export function simdBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, options: ConvOptions): Tensor | null {
   const gpu = backend();
   if (!wanted(gpu, options)) return null;
+  // x is packed once per column phase (kw·dilW mod strideW); a lane's four columns of tap kw
+  // are four consecutive components of its phase's SPAN texels, from (kw·dilW div strideW).
+  const [strideW, dilW] = [g.stride[1], g.dilation[1]];
+  const phases = Math.min(strideW, (g.KW - 1) * dilW + 1);
+  const span = Math.floor((Math.floor(((g.KW - 1) * dilW) / strideW) + 3) / 4) + 1;
+  const TR = Math.min(MAX_TAP_ROWS, Math.max(1, Math.floor(TAP_BUDGET / g.KW)), Math.floor(MAX_X_TEXELS / (phases * span)));
+  if (TR < 1 || TR * g.KW > MAX_TAPS) return null;
   const cout = g.Co / g.groups;
-  const CB = channelBlocks(cout);
+  const CB = TR * g.KW > 9 ? 1 : channelBlocks(cout);
   const blocks = Math.ceil(cout / (8 * CB));
-  const K = (g.Ci / g.groups) * g.KH * g.KW;
+  const rowsK = (g.Ci / g.groups) * g.KH;
+  const K = rowsK * g.KW;
   const Wo4 = Math.ceil(g.Wo / 4);
+  const Wd4 = Wo4 + span - 1;
   const Hp = (g.Ho - 1) * g.stride[0] + (g.KH - 1) * g.dilation[0] + 1;
-  const dySize: [number, number] = [g.Co * Wo4, g.N * g.Ho];
-  const xSize: [number, number] = [g.KW * g.Ci * Wo4, g.N * Hp];
+  const xSize: [number, number] = [g.Ci * phases * Wd4, g.N * Hp];
+  // dy as one run of texels, Wo4 to a row of an image, wrapped at a power-of-two width.
+  const dyTexels = g.N * g.Co * g.Ho * Wo4;
+  let dyWidth = Math.min(4096, 2 ** Math.floor(Math.log2(gpu.limits.maxTextureDimension2D)));
+  const copied = g.Wo % 4 === 0 && dyTexels % 16 === 0;
+  if (copied) while (dyTexels % dyWidth !== 0) dyWidth /= 2;
+  const dySize: [number, number] = [dyWidth, Math.ceil(dyTexels / dyWidth)];
   if (!fits(gpu, dySize, xSize)) return null;
   const texDy = texture(gpu, 'dy', dySize);
   const texX = texture(gpu, 'x', xSize);
-  const shape = { N: g.N, Ho: g.Ho, Wo: g.Wo, Wo4, strideW: g.stride[1], dilW: g.dilation[1] };
-  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_rows'), { src: dy.view, packed: texDy.createView() },
-    { ...shape, Cin: g.Co, H: g.Ho, W: g.Wo, KW: 1, Hp: g.Ho, strideW: 1, padH: 0, padW: 0 }, packGrid(dySize));
-  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_rows'), { src: x.view, packed: texX.createView() },
-    { ...shape, Cin: g.Ci, H: g.H, W: g.W, KW: g.KW, Hp, padH: g.padding[0], padW: g.padding[1] }, packGrid(xSize));
+  const dyShift = Math.log2(dyWidth);
+  const params = {
+    N: g.N, Cin: g.Ci, H: g.H, W: g.W, Cout: g.Co, Ho: g.Ho, Wo: g.Wo, groups: g.groups, KH: g.KH, KW: g.KW,
+    strideH: g.stride[0], strideW, dilH: g.dilation[0], dilW, padH: g.padding[0], padW: g.padding[1],
+    blocks, Hp, Wo4, phases, Wd4, dyShift,
+  };
+  // With whole texels per row dy already is that layout: a copy instead of a kernel.
+  if (copied) gpu.copyToTexture(dy.view, texDy, 16 * dyWidth, dySize);
+  else gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_dy'), { src: dy.view, packed: texDy.createView() }, params, packGrid([g.Ho * Wo4, g.N * g.Co]));
+  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_x'), { src: x.view, packed: texX.createView() }, params, packGrid(xSize));
 
   // Enough independent row chunks to occupy the device, each still a long fixed-order sum.
-  const tiles = Math.ceil(K / (8 * TP)) * g.groups * blocks;
+  const tiles = Math.ceil(rowsK / (8 * TR)) * g.groups * blocks;
   const rows = g.N * g.Ho;
   const chunks = Math.max(1, Math.min(Math.ceil(256 / tiles), Math.floor(rows / 4), 64));
   const rowsPerChunk = Math.ceil(rows / chunks);
   const used = Math.ceil(rows / rowsPerChunk);
   const shapeDw = [g.Co, g.Ci / g.groups, g.KH, g.KW];
   const dw = Tensor.empty(used === 1 ? shapeDw : [used, g.Co * K]);
-  const params = {
-    N: g.N, Cin: g.Ci, H: g.H, W: g.W, Cout: g.Co, Ho: g.Ho, Wo: g.Wo, groups: g.groups, KH: g.KH, KW: g.KW,
-    strideH: g.stride[0], strideW: g.stride[1], dilH: g.dilation[0], dilW: g.dilation[1], blocks, Hp, Wo4, rowsPerChunk,
-  };
-  const workgroups: [number, number, number] = [Math.ceil(K / (8 * TP)), g.groups * blocks, used];
-  gpu.dispatch(gpu.kernel('conv2d_simd', 'conv_weight_simd', { TP, CB }), { out: dw.view, texA: texDy.createView(), texB: texX.createView() }, params, workgroups);
+  const workgroups: [number, number, number] = [Math.ceil(rowsK / (8 * TR)), g.groups * blocks, used];
+  const overrides = { TR, CB, KCOLS: g.KW, DILW: dilW, STRW: strideW };
+  gpu.dispatch(gpu.kernel('conv2d_simd', 'conv_weight_simd', overrides), { out: dw.view, texA: texDy.createView(), texB: texX.createView() },
+    { ...params, rowsPerChunk }, workgroups);
   if (used === 1) return dw;
   const summed = sumAxis(dw, 0);
   dw.dispose();
