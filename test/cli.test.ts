@@ -2,6 +2,7 @@
 // from the built-in images, 16 px, NIN-3, a few steps), in this process so that pipelines are
 // shared: each writes its checkpoints and metrics, RotNet resumes exactly, and bad input is one
 // clear error. Later commands read the checkpoints earlier ones wrote, as users chain them.
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,6 +203,20 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
     const both = (await runCommand('evaluate', ['--dataroot', data, '--net', a, '--net', b])) as EvaluateResult;
     expect(both.perNet.map((p) => p.top1)).toEqual([one.top1, expect.any(Number)]);
     expect(both.top1).toBeGreaterThanOrEqual(0);
+  });
+
+  it('npm run experiment:fmnist chains the commands into a table and a plot (tiny settings, its own process)', () => {
+    const outf = out('experiment');
+    const r = spawnSync(
+      'npx',
+      ['tsx', 'scripts/experiment-fmnist.ts', '--dataroot', data, '--imageSize', '16', '--ninStages', '3', '--labels', '2', '--rotnetEpochs', '1', '--epochs', '1', '--epochSize', '8', '--batchSize', '4', '--outf', outf],
+      { encoding: 'utf8', env: { ...process.env, DAWNET_QUIET: '1' } },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const table = readFileSync(join(outf, 'results.md'), 'utf8');
+    expect(table).toMatch(/\| 2 \| \d+\.\d % \| \d+\.\d % \|/);
+    expect(table).toMatch(/\| all \| — \| \d+\.\d % \|/);
+    expect(existsSync(join(outf, 'results.png'))).toBe(true);
   });
 
   it('leaves no GPU memory in use behind the commands', () => {

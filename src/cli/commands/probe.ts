@@ -53,6 +53,7 @@ export const probe = defineCommand(
       poolSize: { type: 'int', default: 2, help: 'linear head: feature maps are pooled to poolSize × poolSize first' },
       batchSize: { type: 'int', default: 128, help: 'images per step' },
       epochs: { type: 'int', default: 100, aliases: ['niter'], help: 'epochs to train' },
+      epochSize: { type: 'int', help: 'images per epoch, drawn in order with repetition (few labels: e.g. 10000)' },
     },
     epilog: 'Example: npm run train:probe -- --net runs/rotnet/net_best.safetensors --blocks conv1,conv2,conv3 --head conv --trainSamples 100',
   },
@@ -92,7 +93,7 @@ export const probe = defineCommand(
       const all = new ProbeHeads(heads);
       disposers.push(() => all.dispose());
       const order = new Generator(a.manualSeed + 1);
-      const loader = new DataLoader(labeled, { batchSize: a.batchSize, shuffle: true, generator: order, transform: { normalize: spec.normalize } });
+      const loader = new DataLoader(labeled, { batchSize: a.batchSize, shuffle: true, generator: order, ...(a.epochSize ? { epochSize: a.epochSize } : {}), transform: { normalize: spec.normalize } });
       const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: { normalize: spec.normalize } });
       const optimizers = Object.fromEntries(heads.map(([b, h]) => [b, new SGD(h.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay })]));
       for (const o of Object.values(optimizers)) disposers.push(() => o.dispose());
