@@ -1,10 +1,23 @@
 // What dawnet's benchmarks import to compare with the peer engines in the same process:
 // `loadPeers()` (null until `npm --prefix bench/peers ci` has run) and `measurePeer()`.
 // This file imports no peer package, so dawnet type-checks and runs without them installed.
+import { readFileSync } from 'node:fs';
 import { Bench } from 'tinybench';
 
 export const ENGINES = ['tfjs', 'jax'] as const;
 export type Engine = (typeof ENGINES)[number];
+
+const PACKAGES: Record<Engine, [label: string, pkg: string]> = {
+  tfjs: ['TensorFlow.js', '@tensorflow/tfjs'],
+  jax: ['jax-js', '@jax-js/jax'],
+};
+
+/** The engine's name and version as this package pins them: "TensorFlow.js 4.22.0 (WebGPU)". */
+export function engineLabel(engine: Engine): string {
+  const manifest = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
+  const [label, pkg] = PACKAGES[engine];
+  return [label, manifest.dependencies[pkg], '(WebGPU)'].filter(Boolean).join(' ');
+}
 
 /** One timed unit of work, ready to run; `dispose` frees its inputs after the measurement. */
 export interface Prepared {
@@ -26,6 +39,8 @@ export interface Workload {
   images?: number;
   /** Timed iterations on a slow adapter such as lavapipe; one untimed warm-up precedes them. */
   iterations: number;
+  /** Too slow for a software adapter: run.ts skips it there, and dawnet times it only on a GPU. */
+  gpuOnly?: boolean;
   build: Record<Engine, () => Built | Promise<Built>>;
 }
 

@@ -48,7 +48,10 @@ if (!peers) {
   console.error('The peer engines are not installed: npm --prefix bench/peers ci');
   process.exit(1);
 }
-const workloads = peers.workloads.filter((w) => !values.only || w.name.includes(values.only));
+const expected = await peers.peerAdapterName();
+// As dawnet's src/gpu/device.ts tells a software adapter from a GPU.
+const software = /llvmpipe|lavapipe|swiftshader/i.test(expected);
+const workloads = peers.workloads.filter((w) => (!values.only || w.name.includes(values.only)) && !(software && w.gpuOnly));
 if (values.list) {
   for (const w of workloads) console.log(w.name);
   process.exit(0);
@@ -64,7 +67,6 @@ function format(r: PeerResult): string {
 }
 
 if (values.json) writeFileSync(values.json, '');
-const expected = await peers.peerAdapterName();
 console.log(`adapter: ${expected}`);
 for (const engine of engines) {
   const adapter = await peers.startEngine(engine);

@@ -261,7 +261,7 @@ const SGD_LR = 0.01;
 /** PyTorch's padding = k // 2 (1 for 3×3 convs, 0 for the 1×1 downsampling ones). */
 const samePad = (spec: ConvSpec): number => (spec.k - 1) / 2;
 
-function resnet18TrainStep(batch: number, iterations: number): Workload {
+function resnet18TrainStep(batch: number, iterations: number, gpuOnly = false): Workload {
   const images = uniform(batch * 3 * 32 * 32, 1, 8);
   const onehot = new Float32Array(batch * RESNET18.classes);
   for (let i = 0; i < batch; i++) onehot[i * RESNET18.classes + (i % RESNET18.classes)] = 1;
@@ -269,6 +269,7 @@ function resnet18TrainStep(batch: number, iterations: number): Workload {
     name: `train step resnet18 cifar batch ${batch}`,
     images: batch,
     iterations,
+    gpuOnly,
     build: { tfjs: () => tfjsResNet(batch, images, onehot), jax: () => jaxResNet(batch, images, onehot) },
   };
 }
@@ -394,6 +395,7 @@ export const workloads: Workload[] = [
     CONV_SHAPES.map(([c, h]) => conv2d(pass, 32, c, h, 3))),
   batchNormTrain(32, 64, 32, 5),
   resnet18TrainStep(8, 3),
+  resnet18TrainStep(128, 10, true),
 ];
 
 // index.ts loads this module untyped (so that dawnet builds without the peers): keep it to its shape.

@@ -1,0 +1,60 @@
+// The other side of each peerRatio (peer ms / dawnet ms): the peer engines of bench/peers run in
+// this process, on dawnet's adapter, over the workloads dawnet has just measured; and PyTorch's
+// figures, read from the JSON lines bench/pytorch_bench.py printed on the same machine.
+import { readFileSync } from 'node:fs';
+import { engineLabel, loadPeers, measurePeer, type Engine } from './peers/index.js';
+
+/** One peer's median ms per workload name; null with a note where it did not run. */
+export interface PeerRun {
+  id: Engine | 'pytorch';
+  label: string;
+  adapter: string;
+  results: Record<string, { ms: number | null; note?: string }>;
+}
+
+interface Named {
+  name: string;
+}
+
+export async function comparePeers(measured: readonly Named[], engines: readonly Engine[], adapter: string, quick: boolean): Promise<PeerRun[]> {
+  if (engines.length === 0) return [];
+  const peers = await loadPeers();
+  if (!peers) {
+    process.stderr.write('peers: not installed (npm --prefix bench/peers ci); the report has no peerRatio\n');
+    return [];
+  }
+  const names = new Set(measured.map((m) => m.name));
+  const workloads = peers.workloads.filter((w) => names.has(w.name));
+  const runs: PeerRun[] = [];
+  for (const engine of workloads.length > 0 ? engines : []) {
+    const peerAdapter = await peers.startEngine(engine);
+    if (peerAdapter !== adapter) {
+      process.stderr.write(`peers: ${engine} opened ${peerAdapter}, not ${adapter}; left out of the report\n`);
+      continue;
+    }
+    const run: PeerRun = { id: engine, label: engineLabel(engine), adapter: peerAdapter, results: {} };
+    for (const workload of workloads) {
+      const r = await measurePeer(engine, workload, peerAdapter, quick ? 1 : undefined);
+      const note = r.unsupported ? `unsupported: ${r.unsupported}` : r.error ? `failed: ${r.error}` : undefined;
+      run.results[workload.name] = note === undefined ? { ms: r.ms } : { ms: null, note };
+      process.stderr.write(`  ${engine} ${workload.name}: ${r.ms === null ? note : `${r.ms.toFixed(1)} ms`}\n`);
+    }
+    runs.push(run);
+  }
+  return runs;
+}
+
+/** bench/pytorch_bench.py's output: a header line {peer, device}, then {name, ms, …} per workload. */
+export function readPytorch(path: string, measured: readonly Named[]): PeerRun {
+  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim().startsWith('{'));
+  const records = lines.map((l) => JSON.parse(l) as { peer?: string; device?: string; name?: string; ms?: number | null; note?: string });
+  const header = records.find((r) => r.peer !== undefined && r.name === undefined);
+  if (!header) throw new Error(`${path}: no header line {"peer": …, "device": …} (is it bench/pytorch_bench.py's output?)`);
+  const names = new Set(measured.map((m) => m.name));
+  const run: PeerRun = { id: 'pytorch', label: header.peer!, adapter: header.device ?? 'unknown device', results: {} };
+  for (const r of records) {
+    if (r.name === undefined || !names.has(r.name)) continue;
+    run.results[r.name] = typeof r.ms === 'number' ? { ms: r.ms } : { ms: null, note: r.note ?? 'no result' };
+  }
+  return run;
+}
