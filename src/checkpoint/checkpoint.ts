@@ -159,25 +159,6 @@ function toHost(name: string, t: SafetensorsTensor, problems: string[]): { shape
   return { shape: t.shape, data: out };
 }
 
-/** Module.loadStateDict's checks, run before anything is written so that a failed load changes nothing. */
-function modelProblems(model: Module, state: StateDict, strict: boolean): { problems: string[]; missing: string[]; unexpected: string[] } {
-  const own = new Map(model.namedState());
-  const missing = [...own.keys()].filter((k) => !state.has(k));
-  const unexpected = [...state.keys()].filter((k) => !own.has(k));
-  const problems: string[] = [];
-  for (const [name, t] of own) {
-    const entry = state.get(name);
-    if (!entry) continue;
-    if (entry.shape.join() !== t.shape.join()) problems.push(`  ${name}: checkpoint has [${entry.shape.join(', ')}], model has [${t.shape.join(', ')}]`);
-    else if (entry.data instanceof Int32Array !== (t.dtype === 'int32')) problems.push(`  ${name}: checkpoint is ${entry.data instanceof Int32Array ? 'integer' : 'float'}, model is ${t.dtype}`);
-  }
-  if (strict) {
-    for (const k of missing) problems.push(`  ${k}: missing from the checkpoint`);
-    for (const k of unexpected) problems.push(`  ${k}: in the checkpoint but not in the model`);
-  }
-  return { problems, missing, unexpected };
-}
-
 /** Rebuilds an optimizer state dict from the file's tensors and metadata, noting what does not fit. */
 function optimizerState(
   prefix: string,
@@ -248,7 +229,7 @@ export async function loadCheckpoint(path: string, options: LoadCheckpointOption
   let missing: string[] = [];
   let unexpected: string[] = [];
   if (model) {
-    const check = modelProblems(model, state, strict);
+    const check = model.checkStateDict(state, strict);
     problems.push(...check.problems);
     ({ missing, unexpected } = check);
   }

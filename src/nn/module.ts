@@ -87,11 +87,10 @@ export class Module {
   }
 
   /**
-   * Writes a state dict into this module's tensors. Every missing, unexpected or misshapen key is
-   * listed in one error; with strict = false, missing and unexpected keys are allowed (a backbone
-   * without its head), shape mismatches never are.
+   * What loading `state` would find wrong, one line per tensor: shape or dtype mismatches always,
+   * and with strict, missing and unexpected keys. Nothing is written.
    */
-  loadStateDict(state: StateDict, { strict = true }: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+  checkStateDict(state: StateDict, strict = true): { problems: string[]; missing: string[]; unexpected: string[] } {
     const own = new Map(this.namedState());
     const missing = [...own.keys()].filter((k) => !state.has(k));
     const unexpected = [...state.keys()].filter((k) => !own.has(k));
@@ -106,8 +105,18 @@ export class Module {
       for (const k of missing) problems.push(`  ${k}: missing from the checkpoint`);
       for (const k of unexpected) problems.push(`  ${k}: in the checkpoint but not in the model`);
     }
+    return { problems, missing, unexpected };
+  }
+
+  /**
+   * Writes a state dict into this module's tensors. Every missing, unexpected or misshapen key is
+   * listed in one error; with strict = false, missing and unexpected keys are allowed (a backbone
+   * without its head), shape mismatches never are.
+   */
+  loadStateDict(state: StateDict, { strict = true }: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+    const { problems, missing, unexpected } = this.checkStateDict(state, strict);
     if (problems.length > 0) throw new Error(`state dict does not match the model (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems.join('\n')}`);
-    for (const [name, t] of own) {
+    for (const [name, t] of this.namedState()) {
       const entry = state.get(name);
       if (entry) backend().write(t.view, entry.data);
     }
