@@ -28,7 +28,9 @@
 // Entry points
 //   pack_input    grid (ceil(groups·cin4·Wp / 8), ceil(N·Hp / 8)), workgroup 8 × 8
 //   pack_filter   grid (ceil(groups·cout4 / 8), ceil(taps·4·cin4 / 8)), workgroup 8 × 8;
-//                 flip = 1 reads conv2d's weight (Cin, cout, KH, KW) transposed and flipped
+//                 flip = 1 reads conv2d's weight (Cin, cout, KH, KW) transposed and flipped.
+//                 It writes the texels to out, pitch texels a row, copied into the texture after:
+//                 on lavapipe the buffer stores and the copy take about half as long as texture stores
 //   pack_x        grid (ceil(Cin·phases·Wd4 / 8), ceil(N·Hp / 8)), workgroup 8 × 8
 //   pack_dy       grid (ceil(Ho·Wo4 / 8), ceil(N·Cout / 8)), workgroup 8 × 8
 //   conv_simd     one subgroup of 8 lanes: 8·PX output pixels (flattened n, oh, ow; lane l owns
@@ -40,11 +42,12 @@
 //                 dispatch (ceil(cin·KH / (8·TR)), groups · blocks, chunks); chunks > 1 writes
 //                 partial sums, summed in order after.
 // Bindings
-//   out:     (N, Cout, Ho, Wo) read_write [conv_simd]; (chunks, Cout, K) [conv_weight_simd]
+//   out:     (N, Cout, Ho, Wo) read_write [conv_simd]; (chunks, Cout, K) [conv_weight_simd];
+//            (taps·4·cin4, pitch, 4) the packed filter's texels [pack_filter]
 //   src:     (N, C, H, W) read, the tensor being packed            [pack_input, pack_x, pack_dy]
 //   weight:  conv2d's weight (Co, Ci/groups, KH, KW) read           [pack_filter]
 //   bias:    (Cout) read; any tensor when hasBias = 0               [conv_simd]
-//   packed:  rgba32float storage texture, write                     [the pack entries]
+//   packed:  rgba32float storage texture, write                     [pack_input, pack_x, pack_dy]
 //   texA:    packed input [conv_simd]; packed dy [conv_weight_simd]   (read)
 //   texB:    packed filter [conv_simd]; packed x [conv_weight_simd]    (read)
 //   params:  uniform Params (below)
@@ -88,6 +91,8 @@ struct Params {
   phases: u32,
   Wd4: u32,
   dyShift: u32,
+  // pack_filter's texels a row of out, groups·cout4 rounded up to 16 (a 256-byte copy row).
+  pitch: u32,
 }
 
 override PX: u32 = 8u;
@@ -158,23 +163,31 @@ fn pack_filter(@builtin(global_invocation_id) id: vec3<u32>) {
   let cout = p.Cout / p.groups;
   let g = divide(id.x, p.cout4);
   let o0 = (id.x - g * p.cout4) * 4u;
-  let tap = divide(id.y, 4u * p.cin4);
-  let c = id.y - tap * 4u * p.cin4;
-  var v = vec4(0.0);
-  if (c < cin) {
-    for (var q = 0u; q < 4u; q++) {
-      let o = o0 + q;
-      if (o < cout) {
-        if (p.flip == 1u) {
-          // conv2d's weight (Cin, cout, KH, KW): the tap mirrored, the channels exchanged.
-          v[q] = weight[((g * cin + c) * cout + o) * taps + taps - 1u - tap];
-        } else {
-          v[q] = weight[((g * cout + o) * cin + c) * taps + tap];
-        }
-      }
-    }
+  // id.y walks (c, tap) with the tap fastest, weight's own order, so that neighbouring
+  // invocations read neighbouring floats; the texel goes to row tap · 4·cin4 + c.
+  let c = divide(id.y, taps);
+  let tap = id.y - c * taps;
+  // Branch-free: every lane loads four floats (clamped into the weight) and zeroes those past
+  // the group's channels, so the gathers are not split by per-lane conditions.
+  var start: u32;
+  var step: u32;
+  if (p.flip == 1u) {
+    // conv2d's weight (Cin, cout, KH, KW): the tap mirrored, the channels exchanged.
+    start = (g * cin + min(c, cin - 1u)) * cout * taps + taps - 1u - tap;
+    step = taps;
+  } else {
+    start = ((g * cout) * cin + min(c, cin - 1u)) * taps + tap;
+    step = cin * taps;
   }
-  textureStore(packed, vec2(id.x, id.y), v);
+  var v: vec4<f32>;
+  for (var q = 0u; q < 4u; q++) {
+    let o = o0 + q;
+    v[q] = select(0.0, weight[start + min(o, cout - 1u) * step], o < cout && c < cin);
+  }
+  let at = 4u * ((tap * 4u * p.cin4 + c) * p.pitch + id.x);
+  for (var q = 0u; q < 4u; q++) {
+    out[at + q] = v[q];
+  }
 }
 
 @compute @workgroup_size(8, 8)

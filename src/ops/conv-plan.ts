@@ -97,6 +97,10 @@ function texture(gpu: Backend, role: Role, [width, height]: [number, number]): G
 
 const fits = (gpu: Backend, ...sizes: [number, number][]): boolean => sizes.every((s) => Math.max(...s) <= gpu.limits.maxTextureDimension2D);
 
+/** Whether the plan's textures, and the buffer the filter is packed through, fit the device. */
+const genericFits = (gpu: Backend, plan: GenericPlan): boolean =>
+  fits(gpu, plan.input, [plan.pitch, plan.filter[1]]) && 16 * plan.pitch * plan.filter[1] <= gpu.limits.maxStorageBufferBindingSize;
+
 const packGrid = ([w, h]: [number, number]): [number, number] => [Math.ceil(w / 8), Math.ceil(h / 8)];
 
 function wanted(gpu: Backend, options: ConvOptions): boolean {
@@ -106,6 +110,8 @@ function wanted(gpu: Backend, options: ConvOptions): boolean {
 interface GenericPlan {
   input: [number, number];
   filter: [number, number];
+  /** Texels a row of the filter's staging buffer: a multiple of 16, for 256-byte copy rows. */
+  pitch: number;
   uniforms: Record<string, number>;
   CB: number;
   blocks: number;
@@ -120,15 +126,17 @@ function planGeneric(c: Generic): GenericPlan {
   const cout4 = blocks * 2 * CB;
   const Hp = (c.Ho - 1) * c.stride[0] + (c.KH - 1) * c.dilation[0] + 1;
   const Wp = (c.Wo - 1) * c.stride[1] + (c.KW - 1) * c.dilation[1] + 1;
+  const pitch = Math.ceil((c.groups * cout4) / 16) * 16;
   return {
     input: [c.groups * cin4 * Wp, c.N * Hp],
     filter: [c.groups * cout4, c.KH * c.KW * 4 * cin4],
+    pitch,
     CB,
     blocks,
     uniforms: {
       N: c.N, Cin: c.Cin, H: c.H, W: c.W, Cout: c.Cout, Ho: c.Ho, Wo: c.Wo, groups: c.groups, KH: c.KH, KW: c.KW,
       strideH: c.stride[0], strideW: c.stride[1], dilH: c.dilation[0], dilW: c.dilation[1], padH: c.pad[0], padW: c.pad[1],
-      cin4, cout4, blocks, Hp, Wp,
+      cin4, cout4, blocks, Hp, Wp, pitch,
     },
   };
 }
@@ -136,10 +144,14 @@ function planGeneric(c: Generic): GenericPlan {
 /** out = conv(input, filter) + bias on the SIMD path; flip: weight is conv2d's, for its input gradient. */
 function runGeneric(gpu: Backend, plan: GenericPlan, c: Generic, input: Tensor, weight: Tensor, bias: Tensor | null, flip: boolean): Tensor {
   const texIn = texture(gpu, 'input', plan.input);
-  const texFilter = texture(gpu, 'filter', plan.filter);
+  const texFilter = texture(gpu, 'filter', [plan.pitch, plan.filter[1]]);
   const params = { ...plan.uniforms, flip: flip ? 1 : 0, hasBias: bias ? 1 : 0 };
   gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_input'), { src: input.view, packed: texIn.createView() }, params, packGrid(plan.input));
-  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_filter'), { weight: weight.view, packed: texFilter.createView() }, params, packGrid(plan.filter));
+  // The filter goes through a buffer and a copy: cheaper on lavapipe than storing texels.
+  const staged = Tensor.empty([plan.pitch * plan.filter[1] * 4]);
+  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_filter'), { weight: weight.view, out: staged.view }, params, packGrid(plan.filter));
+  gpu.copyToTexture(staged.view, texFilter, 16 * plan.pitch, [plan.pitch, plan.filter[1]]);
+  staged.dispose();
   const out = Tensor.empty([c.N, c.Cout, c.Ho, c.Wo]);
   const workgroups: [number, number] = [Math.ceil((c.N * c.Ho * c.Wo) / (8 * PX)), c.groups * plan.blocks];
   const bindings = { out: out.view, bias: (bias ?? input).view, texA: texIn.createView(), texB: texFilter.createView() };
@@ -153,7 +165,7 @@ export function simdForward(x: Tensor, weight: Tensor, bias: Tensor | null, g: C
   if (!wanted(gpu, options)) return null;
   const c: Generic = { ...g, Cin: g.Ci, Cout: g.Co, pad: g.padding };
   const plan = planGeneric(c);
-  if (!fits(gpu, plan.input, plan.filter)) return null;
+  if (!genericFits(gpu, plan)) return null;
   return runGeneric(gpu, plan, c, x, weight, bias, false);
 }
 
@@ -170,7 +182,7 @@ export function simdBackwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry, b
     pad: [(g.KH - 1) * g.dilation[0] - g.padding[0], (g.KW - 1) * g.dilation[1] - g.padding[1]],
   };
   const plan = planGeneric(c);
-  if (!fits(gpu, plan.input, plan.filter)) return null;
+  if (!genericFits(gpu, plan)) return null;
   return runGeneric(gpu, plan, c, dy, weight, bias, true);
 }
 
