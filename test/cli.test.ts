@@ -125,6 +125,12 @@ describe('evaluation and fine-tuning on the RotNet features', () => {
     expect(readdirSync(out('finetune'))).toContain('net_best.safetensors');
   });
 
+  it('a missing checkpoint, a missing --resume and an unknown --freeze stage are one clear error each', async () => {
+    await expect(runCommand('train:finetune', [...tiny, '--net', join(root, 'none.safetensors')])).rejects.toThrow(/none\.safetensors: no such file/);
+    await expect(runCommand('train:rotnet', rotnetArgs(out('rotnet-noresume'), 1, ['--resume', join(root, 'nowhere')]))).rejects.toThrow(/--resume: .* does not exist/);
+    await expect(runCommand('train:finetune', [...tiny, '--net', net(), '--freeze', 'conv9', '--epochs', '1'])).rejects.toThrow(UsageError);
+  });
+
   it('train:finetune refuses a checkpoint that is not a dawnet model', async () => {
     await expect(runCommand('train:finetune', [...tiny, '--net', join(out('probe'), 'net_epoch_1.safetensors'), '--epochs', '1'])).rejects.toThrow();
   });

@@ -230,5 +230,12 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): Saf
 }
 
 export async function readSafetensors(path: string): Promise<SafetensorsContents> {
-  return parseSafetensors(await readFile(path), path);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new SafetensorsError(`${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, not a safetensors file' : (err as Error).message}`);
+  }
+  return parseSafetensors(bytes, path);
 }

@@ -1,7 +1,7 @@
 // Loading a trained classifier from any dawnet classification checkpoint (fine-tune, supervised,
 // SESEMI, the student), and the pseudo-labels a teacher gives unlabeled images: its top P
 // classes per image, then the K images it is surest of for each class (Yalniz et al., 2019).
-import { loadCheckpoint } from '../checkpoint/checkpoint.js';
+import { CheckpointError, loadCheckpoint } from '../checkpoint/checkpoint.js';
 import type { FeatureNet } from '../nn/feature-net.js';
 import { buildFromSpec, specFromArgs, type ModelSpec } from './common.js';
 
@@ -14,7 +14,7 @@ export async function loadClassifier(path: string): Promise<{ model: FeatureNet;
   const loaded = await loadCheckpoint(path, { model, strict: false });
   if (loaded.missing.length > 0) {
     model.dispose();
-    throw new Error(`${path} lacks ${loaded.missing.length} tensor(s) of its ${spec.model}: ${loaded.missing.slice(0, 5).join(', ')}`);
+    throw new CheckpointError(`${path} lacks ${loaded.missing.length} tensor(s) of its ${spec.model}: ${loaded.missing.slice(0, 5).join(', ')}`);
   }
   model.eval();
   return { model, spec };

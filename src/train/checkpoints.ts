@@ -5,7 +5,7 @@
 // from the end of epoch N exactly as if the run had never stopped.
 import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCheckpoint, saveCheckpoint, type CheckpointOptimizer, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { CheckpointError, loadCheckpoint, saveCheckpoint, type CheckpointOptimizer, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import type { Generator } from '../random.js';
 import { writeFileAtomic, type Run } from './run.js';
@@ -113,7 +113,7 @@ export class Checkpoints {
     const loaded = await loadCheckpoint(path, { model: this.set.model, optimizer: this.set.optimizer });
     for (const [name, g] of Object.entries(this.set.generators)) {
       const state = loaded.rng?.[name];
-      if (!state) throw new Error(`${path} has no state for the '${name}' generator; it was not written by this command`);
+      if (!state) throw new CheckpointError(`${path} has no state for the '${name}' generator; it was not written by this command`);
       g.setState(state);
     }
     if (loaded.metadata.best) this.best = JSON.parse(loaded.metadata.best) as Watched;
@@ -126,7 +126,7 @@ export class Checkpoints {
 
 /** A --resume argument as a file: itself, or the newest `<prefix>_epoch_N` (else `_last`) in a folder. */
 export function resolveResume(from: string, prefix = 'net'): string {
-  if (!existsSync(from)) throw new Error(`--resume: ${from} does not exist`);
+  if (!existsSync(from)) throw new CheckpointError(`--resume: ${from} does not exist`);
   if (!statSync(from).isDirectory()) return from;
   const epochs = readdirSync(from)
     .map((f) => new RegExp(`^${prefix}_epoch_(\\d+)\\.safetensors$`).exec(f))
@@ -135,7 +135,7 @@ export function resolveResume(from: string, prefix = 'net'): string {
   if (epochs[0]) return join(from, epochs[0][0]);
   const last = join(from, `${prefix}_last.safetensors`);
   if (existsSync(last)) return last;
-  throw new Error(`--resume: ${from} holds no ${prefix}_epoch_N.safetensors or ${prefix}_last.safetensors`);
+  throw new CheckpointError(`--resume: ${from} holds no ${prefix}_epoch_N.safetensors or ${prefix}_last.safetensors`);
 }
 
 /**

@@ -95,14 +95,14 @@ export async function fitClassifier({ run, model, frozen, headPrefix, data, sett
     ...(prefix ? { prefix } : {}),
   });
   const trainer = new Trainer(run, { epochs: s.epochs, stepsPerEpoch: loader.length, verbIter: s.verbIter, maxIters: s.maxIters });
-  const start = await checkpoints.continueRun(s.resume, trainer);
-  const watch = valLoader ? 'valTop1' : 'testTop1';
-  let best = Math.max(-Infinity, ...trainer.history.map((r) => r[watch] ?? -Infinity));
-  let bestEpoch = trainer.history.find((r) => r[watch] === best)?.epoch ?? 0;
   let test: Accuracy | null = null;
   let val: Accuracy | null = null;
-  let epoch = start;
   try {
+    const start = await checkpoints.continueRun(s.resume, trainer);
+    const watch = valLoader ? 'valTop1' : 'testTop1';
+    let best = Math.max(-Infinity, ...trainer.history.map((r) => r[watch] ?? -Infinity));
+    let bestEpoch = trainer.history.find((r) => r[watch] === best)?.epoch ?? 0;
+    let epoch = start;
     for (; epoch < s.epochs && !trainer.stopped; epoch++) {
       trainer.beginEpoch(epoch);
       if (!perIteration) scheduler.at(epoch);

@@ -61,7 +61,11 @@ async function classify(name: string, a: ClassifyArgs, source: Source): Promise<
     const model = buildFromSpec(spec, a.manualSeed);
     try {
       if (source.load) await source.load(model, spec);
-      const frozen = freezeThrough(model, a.freeze ?? source.defaultFreeze ?? null);
+      const through = a.freeze ?? source.defaultFreeze ?? null;
+      if (through !== null && !model.stageNames.slice(0, -1).includes(through)) {
+        throw new UsageError(`--freeze: ${spec.model} has no stage '${through}' before its classifier (stages: ${model.stageNames.join(', ')})`);
+      }
+      const frozen = freezeThrough(model, through);
       const run = new Run(outf, name, a);
       run.log(
         `${name}: ${spec.model} on ${labeled.length} labeled images (${a.trainSamples || 'all'} per class, ${labeled.classes.length} classes)` +

@@ -73,11 +73,11 @@ export const dcgan = defineCommand(
     const ckD = new Checkpoints(run, { model: netD, optimizer: optD, generators, args, prefix: 'netD' });
     const ckG = new Checkpoints(run, { model: netG, optimizer: optG, generators, args, prefix: 'netG' });
     const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
-    const start = await ckG.continueRun(a.resume, trainer);
-    if (a.resume) await ckD.resume(a.resume);
-    run.log(`train:dcgan: ${data.length} images (${nc}×${imageSize}×${imageSize}); output in ${outf}`);
     const losses = { D: Number.NaN, G: Number.NaN };
     try {
+      const start = await ckG.continueRun(a.resume, trainer);
+      if (a.resume) await ckD.resume(a.resume);
+      run.log(`train:dcgan: ${data.length} images (${nc}×${imageSize}×${imageSize}); output in ${outf}`);
       for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
         trainer.beginEpoch(epoch);
         netG.train();

@@ -74,11 +74,11 @@ export const rotnet = defineCommand(
       classNames: spec.classNames,
     });
     const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
-    const start = await checkpoints.continueRun(a.resume, trainer);
-    run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; output in ${outf}`);
     const losses: number[] = [];
     let rotationAccuracy = Number.NaN;
     try {
+      const start = await checkpoints.continueRun(a.resume, trainer);
+      run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; output in ${outf}`);
       for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
         trainer.beginEpoch(epoch);
         if (!perIteration) scheduler.at(epoch);

@@ -99,10 +99,10 @@ export const sesemi = defineCommand(
         classNames: labeled.classes,
       });
       const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: main.length, verbIter: a.verbIter, maxIters: a.maxIters });
-      const start = await checkpoints.continueRun(a.resume, trainer);
-      run.log(`train:sesemi: ${spec.model}, ${labeled.length} labeled + ${unlabeled.length} unlabeled images, ${splits.test.length} held out; output in ${outf}`);
       let test: Accuracy | null = null;
       try {
+        const start = await checkpoints.continueRun(a.resume, trainer);
+        run.log(`train:sesemi: ${spec.model}, ${labeled.length} labeled + ${unlabeled.length} unlabeled images, ${splits.test.length} held out; output in ${outf}`);
         for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
           trainer.beginEpoch(epoch);
           if (!perIteration) scheduler.at(epoch);
