@@ -14,7 +14,7 @@ import { runCommand } from '../src/cli/main.js';
 import { DataError } from '../src/data/errors.js';
 import { backend, init, shutdown } from '../src/runtime.js';
 import { plotPng } from '../src/train/png.js';
-import { writeFileAtomic } from '../src/train/run.js';
+import { writeFileAtomicSync } from '../src/atomic-file.js';
 
 const command = {
   name: 'experiment:fmnist',
@@ -85,8 +85,8 @@ function writeResults(outf: string, rows: readonly Row[], a: { model: string; ni
     ...rows.map((r) => `| ${r.labelsPerClass} | ${pct(r.rotnetConvHead)} | ${pct(r.supervised)} |`),
     '',
   ].join('\n');
-  writeFileAtomic(join(outf, 'results.md'), md);
-  writeFileAtomic(join(outf, 'results.json'), `${JSON.stringify({ device, ...a, rows }, null, 2)}\n`);
+  writeFileAtomicSync(join(outf, 'results.md'), md);
+  writeFileAtomicSync(join(outf, 'results.json'), `${JSON.stringify({ device, ...a, rows }, null, 2)}\n`);
   const numeric = rows.filter((r): r is Row & { labelsPerClass: number } => r.labelsPerClass !== 'all');
   const png = plotPng([
     {
@@ -99,7 +99,7 @@ function writeResults(outf: string, rows: readonly Row[], a: { model: string; ni
       ],
     },
   ]);
-  writeFileAtomic(join(outf, 'results.png'), png);
+  writeFileAtomicSync(join(outf, 'results.png'), png);
 }
 
 void runMain(() => main(process.argv.slice(2)), [DataError, UsageError]);

@@ -16,7 +16,6 @@ export {
   readSafetensors,
   SafetensorsError,
   serializeSafetensors,
-  writeFileAtomic,
   writeSafetensors,
   type SafetensorsContents,
   type SafetensorsData,
@@ -24,3 +23,4 @@ export {
   type SafetensorsTensor,
   type TensorSpec,
 } from './safetensors.js';
+export { writeFileAtomic, writeFileAtomicSync } from '../atomic-file.js';

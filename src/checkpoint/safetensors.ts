@@ -5,10 +5,9 @@
 // Written as the reference implementation writes it: tensors ordered by descending dtype
 // alignment then by name (so each one is aligned to its element size), the header padded with
 // spaces to a multiple of 8 bytes. Files are written to `<path>.tmp-<pid>`, flushed and renamed,
-// so a crash or an error never leaves a half-written file at `path`.
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+// so a crash or an error never leaves a half-written file at `path` (src/atomic-file.ts).
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 
 export type SafetensorsDType = 'F32' | 'F64' | 'I32' | 'I64';
 export type SafetensorsData = Float32Array | Float64Array | Int32Array | BigInt64Array;
@@ -124,45 +123,6 @@ export async function writeSafetensors(path: string, specs: readonly TensorSpec[
       write(bytesOf(checkData(s, data)));
     }
   });
-}
-
-/** Runs `produce` against a temporary file, then renames it to `path`; removes it on failure. */
-export async function writeFileAtomic(path: string, produce: (write: (bytes: Uint8Array) => void) => Promise<void>): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(temp, 'w');
-  let open = true;
-  try {
-    await produce((bytes) => {
-      let done = 0;
-      while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
-    });
-    fsyncSync(fd);
-    closeSync(fd);
-    open = false;
-    renameSync(temp, path);
-  } catch (err) {
-    cleanUp();
-    throw err;
-  }
-  // Make the rename itself durable (best effort: some file systems refuse to sync a directory).
-  let dirFd = -1;
-  try {
-    dirFd = openSync(dirname(path), 'r');
-    fsyncSync(dirFd);
-  } catch {
-    // Nothing to do: the file is complete either way.
-  } finally {
-    if (dirFd >= 0) closeSync(dirFd);
-  }
-
-  function cleanUp(): void {
-    if (open) closeSync(fd);
-    try {
-      unlinkSync(temp);
-    } catch {
-      // Already renamed or never created: nothing to clean.
-    }
-  }
 }
 
 /** Parses a whole safetensors file, checking every offset against the header and the buffer. */

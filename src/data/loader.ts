@@ -274,14 +274,19 @@ export interface SubsetOptions {
   generator?: Generator;
 }
 
+/** The indices of each class's images, in data set order; a DataError for unlabeled data. */
+export function indicesByClass(dataset: Dataset, where: string): number[][] {
+  if (dataset.classes.length === 0) throw new DataError(`${where}: the data set has no labels`);
+  const byClass: number[][] = dataset.classes.map(() => []);
+  dataset.labels.forEach((label, i) => byClass[label]?.push(i));
+  return byClass;
+}
+
 /** A labeled subset of K images per class, in data set order. */
 export function labeledSubset(dataset: Dataset, perClass: number, options: SubsetOptions = {}): Subset {
   if (!Number.isInteger(perClass) || perClass < 1) throw new RangeError(`labeledSubset: perClass must be a positive integer, got ${perClass}`);
-  if (dataset.classes.length === 0) throw new DataError('labeledSubset: the data set has no labels');
-  const byClass: number[][] = dataset.classes.map(() => []);
-  dataset.labels.forEach((label, i) => byClass[label]?.push(i));
   const chosen: number[] = [];
-  byClass.forEach((members, label) => {
+  indicesByClass(dataset, 'labeledSubset').forEach((members, label) => {
     if (members.length < perClass) {
       throw new DataError(`class '${dataset.classes[label]}' has ${members.length} image(s), fewer than the ${perClass} per class asked for`);
     }

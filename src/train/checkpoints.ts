@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { CheckpointError, loadCheckpoint, saveCheckpoint, type CheckpointOptimizer, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import type { Generator } from '../random.js';
-import { writeFileAtomic, type Run } from './run.js';
+import { writeFileAtomicSync } from '../atomic-file.js';
+import type { Run } from './run.js';
 import type { EpochRecord, Trainer } from './trainer.js';
 
 export interface CheckpointSet {
@@ -154,6 +155,6 @@ export function restoreMetrics(metricsPath: string, epochs: number): EpochRecord
     kept.push(line);
     if (kind === 'epoch') records.push(rest);
   }
-  writeFileAtomic(metricsPath, kept.length > 0 ? `${kept.join('\n')}\n` : '');
+  writeFileAtomicSync(metricsPath, kept.length > 0 ? `${kept.join('\n')}\n` : '');
   return records;
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { BUILTIN_NAME } from '../data/builtin.js';
 import { describeSource, openDataset, type OpenOptions } from '../data/open.js';
 import { Subset, sampleBytes, type Dataset } from '../data/dataset.js';
+import { indicesByClass } from '../data/loader.js';
 import { DataError } from '../data/errors.js';
 
 export interface Splits {
@@ -93,10 +94,8 @@ export async function channelStats(dataset: Dataset, limit = 2000): Promise<{ me
  * K labels per class.
  */
 export function labeledSplit(dataset: Dataset, perClass: number, valPerClass = 0): { labeled: Dataset; val: Dataset | null } {
-  if (dataset.classes.length === 0) throw new DataError('this command needs labeled data: an image folder (root/<class>/…), IDX, CIFAR or the built-in set');
+  const byClass = indicesByClass(dataset, 'this command needs labeled data (an image folder root/<class>/…, IDX, CIFAR or the built-in set)');
   if (perClass === 0 && valPerClass === 0) return { labeled: dataset, val: null };
-  const byClass: number[][] = dataset.classes.map(() => []);
-  dataset.labels.forEach((label, i) => byClass[label]?.push(i));
   const labeled: number[] = [];
   const val: number[] = [];
   byClass.forEach((members, label) => {

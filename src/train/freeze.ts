@@ -26,8 +26,8 @@ export function freezeThrough(model: FeatureNet, through: string | null): Frozen
   if (!through) return { through: null, frozen: [], trainable: named, modules: [] };
   const stages = model.stageNames;
   const at = stages.indexOf(through);
-  if (at < 0) throw new Error(`no stage named '${through}' (stages: ${stages.join(', ')})`);
-  if (at === stages.length - 1) throw new Error(`'${through}' is the last stage: freezing it would leave nothing to train`);
+  if (at < 0) throw new RangeError(`no stage named '${through}' (stages: ${stages.join(', ')})`);
+  if (at === stages.length - 1) throw new RangeError(`'${through}' is the last stage: freezing it would leave nothing to train`);
   const later = stages.slice(at + 1);
   const firstLater = named.findIndex(([n]) => later.some((s) => n.startsWith(`${s}.`)));
   const cut = firstLater < 0 ? named.length : firstLater;

@@ -1,9 +1,10 @@
 // What every training command shares: its output folder with the arguments saved, metrics as
 // JSON lines, a progress bar (a line per report when not on a terminal), a guard against
 // non-finite losses, and Ctrl-C turned into "finish the step, save, exit".
-import { appendFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
+import { writeFileAtomicSync } from '../atomic-file.js';
 
 /** A loss that became NaN or infinite: the run stops, keeping its last good checkpoint. */
 export class NonFiniteLossError extends Error {}
@@ -16,13 +17,6 @@ export interface ProgressState {
   loss?: number;
   imagesPerSecond?: number;
   extra?: Record<string, number>;
-}
-
-/** Writes a file through a temporary name and a rename, so readers never see half of it. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }
 
 export class Run {
@@ -40,7 +34,7 @@ export class Run {
 
   constructor(readonly outf: string, readonly command: string, args: object) {
     mkdirSync(outf, { recursive: true });
-    writeFileAtomic(join(outf, 'args.json'), `${JSON.stringify({ command, ...args }, null, 2)}\n`);
+    writeFileAtomicSync(join(outf, 'args.json'), `${JSON.stringify({ command, ...args }, null, 2)}\n`);
     this.metricsPath = join(outf, 'metrics.jsonl');
     process.on('SIGINT', this.onSigint);
   }

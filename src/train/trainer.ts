@@ -1,7 +1,8 @@
 // The loop bookkeeping every training command shares: scalars accumulated on the GPU and read
-// back only at report points (every --verbIter steps and at each epoch's end), a stop after
+// back only at report points (every --verbIter steps and at each epoch's end; an epoch's means
+// are built on the host from its reports, so each scalar is summed once on the GPU), a stop after
 // --maxIters steps or on Ctrl-C, epoch metrics as JSON lines and their curves as a PNG.
-import { writeFileSync } from 'node:fs';
+import { writeFileAtomicSync } from '../atomic-file.js';
 import type { Tensor } from '../tensor.js';
 import { Meter } from './meter.js';
 import { plotPng, type Panel } from './png.js';
@@ -28,7 +29,8 @@ export class Trainer {
   stepInEpoch = 0;
   readonly history: EpochRecord[] = [];
   private readonly sinceReport = new Map<string, Meter>();
-  private readonly sinceEpoch = new Map<string, Meter>();
+  /** Per scalar, the epoch's weighted sum and weight so far, from the reports read back. */
+  private readonly sinceEpoch = new Map<string, { sum: number; weight: number }>();
   private images = 0;
   private reportedAt = performance.now();
   private lastReport: Record<string, number> = {};
@@ -45,7 +47,7 @@ export class Trainer {
   beginEpoch(epoch: number): void {
     this.epoch = epoch;
     this.stepInEpoch = 0;
-    for (const m of this.sinceEpoch.values()) m.reset();
+    this.sinceEpoch.clear();
     // Images per second count training alone, not the evaluation between epochs.
     this.images = 0;
     this.reportedAt = performance.now();
@@ -54,10 +56,8 @@ export class Trainer {
   /** Adds this step's scalars: one-element tensors, each the mean over `weight` items. */
   record(values: Record<string, Tensor>, weight = 1): void {
     for (const [name, t] of Object.entries(values)) {
-      for (const meters of [this.sinceReport, this.sinceEpoch]) {
-        if (!meters.has(name)) meters.set(name, new Meter());
-        meters.get(name)!.add(t, weight);
-      }
+      if (!this.sinceReport.has(name)) this.sinceReport.set(name, new Meter());
+      this.sinceReport.get(name)!.add(t, weight);
     }
   }
 
@@ -88,7 +88,17 @@ export class Trainer {
   }
 
   private async report(): Promise<void> {
-    const values = await means(this.sinceReport, this.run, `step ${this.step}`);
+    const values: Record<string, number> = {};
+    for (const [name, meter] of this.sinceReport) {
+      if (meter.items === 0) continue;
+      const value = await meter.mean();
+      if (name.includes('loss')) this.run.checkFinite(value, `step ${this.step}, ${name}`);
+      const epoch = this.sinceEpoch.get(name) ?? { sum: 0, weight: 0 };
+      this.sinceEpoch.set(name, { sum: epoch.sum + value * meter.items, weight: epoch.weight + meter.items });
+      values[name] = Number(value.toPrecision(6));
+      meter.reset();
+    }
+    if (Object.keys(values).length === 0) return;
     const seconds = (performance.now() - this.reportedAt) / 1000;
     const imagesPerSecond = this.images / Math.max(seconds, 1e-9);
     this.lastReport = values;
@@ -103,7 +113,9 @@ export class Trainer {
    * metrics.jsonl and curves.png. Throws NonFiniteLossError for a NaN or infinite mean.
    */
   async endEpoch(extra: Record<string, number> = {}): Promise<EpochRecord> {
-    const values = await means(this.sinceEpoch, this.run, `epoch ${this.epoch + 1}`);
+    // Steps since the last report (an epoch that ended early) are reported first.
+    await this.report();
+    const values = Object.fromEntries([...this.sinceEpoch].map(([name, { sum, weight }]) => [name, Number((sum / weight).toPrecision(6))]));
     const record: EpochRecord = { epoch: this.epoch + 1, ...values, ...extra };
     this.history.push(record);
     this.run.metric({ kind: 'epoch', step: this.step, ...record });
@@ -119,20 +131,8 @@ export class Trainer {
   }
 
   writeCurves(): void {
-    writeFileSync(this.run.path('curves.png'), curvesPng(this.history));
+    writeFileAtomicSync(this.run.path('curves.png'), curvesPng(this.history));
   }
-}
-
-async function means(meters: Map<string, Meter>, run: Run, where: string): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const [name, meter] of meters) {
-    if (meter.items === 0) continue;
-    const value = await meter.mean();
-    if (name.includes('loss')) run.checkFinite(value, `${where}, ${name}`);
-    out[name] = Number(value.toPrecision(6));
-    meter.reset();
-  }
-  return out;
 }
 
 /** Loss curves on the left, accuracies on the right, against the epoch. */

@@ -61,11 +61,7 @@ async function classify(name: string, a: ClassifyArgs, source: Source): Promise<
     const model = buildFromSpec(spec, a.manualSeed);
     try {
       if (source.load) await source.load(model, spec);
-      const through = a.freeze ?? source.defaultFreeze ?? null;
-      if (through !== null && !model.stageNames.slice(0, -1).includes(through)) {
-        throw new UsageError(`--freeze: ${spec.model} has no stage '${through}' before its classifier (stages: ${model.stageNames.join(', ')})`);
-      }
-      const frozen = freezeThrough(model, through);
+      const frozen = asUsageError('--freeze', () => freezeThrough(model, a.freeze ?? source.defaultFreeze ?? null));
       const run = new Run(outf, name, a);
       run.log(
         `${name}: ${spec.model} on ${labeled.length} labeled images (${a.trainSamples || 'all'} per class, ${labeled.classes.length} classes)` +
@@ -163,3 +159,13 @@ export const ganClassifier = defineCommand(
     });
   },
 );
+
+/** A flag's value that the library rejects (a RangeError) is the user's mistake: say which flag. */
+function asUsageError<T>(flag: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(`${flag}: ${err.message}`);
+    throw err;
+  }
+}

@@ -11,7 +11,8 @@ import { channelStats, labeledSplit, openSplits, Relabeled } from '../../train/d
 import { predict, type Accuracy } from '../../train/evaluate.js';
 import { fitClassifier } from '../../train/fit.js';
 import { freezeThrough } from '../../train/freeze.js';
-import { Run, writeFileAtomic } from '../../train/run.js';
+import { writeFileAtomicSync } from '../../atomic-file.js';
+import { Run } from '../../train/run.js';
 import { classifierPrefix } from '../../train/zoo.js';
 import { UsageError } from '../args.js';
 import { buildFromSpec, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
@@ -74,7 +75,7 @@ export const student = defineCommand(
           teacher.dispose();
         }
         mkdirSync(outf, { recursive: true });
-        writeFileAtomic(pseudoPath, `${JSON.stringify({ teacher: a.teacher, rows: [...chosen.rows], labels: [...chosen.labels], sources: [...chosen.rows].map((r) => unlabeled.source(r)) })}\n`);
+        writeFileAtomicSync(pseudoPath, `${JSON.stringify({ teacher: a.teacher, rows: [...chosen.rows], labels: [...chosen.labels], sources: [...chosen.rows].map((r) => unlabeled.source(r)) })}\n`);
       }
       const pseudo = new Relabeled(unlabeled, chosen.rows, chosen.labels, classes);
       const known = [...chosen.rows].filter((r) => unlabeled.labels[r]! >= 0);

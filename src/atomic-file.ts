@@ -1,0 +1,71 @@
+// Files that readers never see half-written: the bytes go to `<path>.tmp-<pid>`, are flushed,
+// and the temporary file is renamed over `path` (atomic on POSIX file systems); on failure it is
+// removed and whatever was at `path` stays as it was. Checkpoints, packs' indexes, metrics and
+// run results are all written this way.
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+type Write = (bytes: Uint8Array) => void;
+
+function begin(path: string): { temp: string; fd: number; write: Write } {
+  const temp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(temp, 'w');
+  const write: Write = (bytes) => {
+    let done = 0;
+    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+  };
+  return { temp, fd, write };
+}
+
+function commit(temp: string, fd: number, path: string): void {
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(temp, path);
+  // Make the rename itself durable (best effort: some file systems refuse to sync a directory).
+  let dirFd = -1;
+  try {
+    dirFd = openSync(dirname(path), 'r');
+    fsyncSync(dirFd);
+  } catch {
+    // Nothing to do: the file is complete either way.
+  } finally {
+    if (dirFd >= 0) closeSync(dirFd);
+  }
+}
+
+function abandon(temp: string, fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Already closed by commit().
+  }
+  try {
+    unlinkSync(temp);
+  } catch {
+    // Already renamed or never created: nothing to clean.
+  }
+}
+
+/** Runs `produce` against a temporary file, then renames it to `path`. */
+export async function writeFileAtomic(path: string, produce: (write: Write) => Promise<void>): Promise<void> {
+  const { temp, fd, write } = begin(path);
+  try {
+    await produce(write);
+    commit(temp, fd, path);
+  } catch (err) {
+    abandon(temp, fd);
+    throw err;
+  }
+}
+
+/** Writes `data` (text as UTF-8) to `path` through a temporary file. */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
+  const { temp, fd, write } = begin(path);
+  try {
+    write(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    commit(temp, fd, path);
+  } catch (err) {
+    abandon(temp, fd);
+    throw err;
+  }
+}
