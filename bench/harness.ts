@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
 import { backend, F, init, shutdown } from '../src/index.js';
-import { launch } from '../src/ops/launch.js';
+import { launch } from '../src/gpu/launch.js';
 import { Tensor } from '../src/tensor.js';
 import { ENGINES, type Engine } from './peers/index.js';
 import { comparePeers, readPytorch } from './compare.js';

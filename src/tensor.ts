@@ -100,6 +100,22 @@ export class Tensor {
   }
 
   /**
+   * Indices [start, start + length) of the first dimension as a view (torch.narrow(0, …)), no
+   * copy: how launch.ts binds a window of a tensor larger than one binding.
+   */
+  narrow(start: number, length: number): Tensor {
+    const outer = this.shape[0];
+    if (outer === undefined || start < 0 || length < 0 || start + length > outer) {
+      throw new RangeError(`narrow: rows [${start}, ${start + length}) of [${this.shape.join(', ')}]`);
+    }
+    const storage = this.live();
+    storage.retain();
+    const rows = new Tensor(storage, [length, ...this.shape.slice(1)], this.dtype);
+    rows.byteOffset = this.byteOffset + (start * this.size * 4) / outer;
+    return rows;
+  }
+
+  /**
    * Moves this tensor's elements to `byteOffset` (a multiple of 256) inside `storage`, copied in
    * stream order, and keeps pointing there: the optimizers' flat parameter arenas, so that one
    * kernel updates every parameter in place. Views taken before the move keep the old data.

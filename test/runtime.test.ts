@@ -2,7 +2,6 @@
 import { describe, expect, it } from 'vitest';
 import { backend, F, memory, noGrad, randn, scope, tensor, zeros } from '../src/index.js';
 import { sizeClass } from '../src/gpu/pool.js';
-import { KernelLibrary } from '../src/gpu/kernels.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,7 +84,7 @@ describe('kernel library', () => {
   it('reports a WGSL syntax error with the file and line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dawnet-kernels-'));
     writeFileSync(join(dir, 'broken.wgsl'), '// a kernel\n\nfn oops( {\n}\n');
-    const library = new KernelLibrary(backend().device, dir);
+    const library = backend().library(dir);
     expect(() => library.get('broken', 'main')).toThrow(/kernels\/broken\.wgsl:3/);
   });
 
@@ -96,7 +95,7 @@ describe('kernel library', () => {
       '@group(0) @binding(0) var<storage, read_write> out: array<f32>;\n@compute @workgroup_size(1)\nfn main() {\n  out[0] = 1u;\n}\n',
     );
     const gpu = backend();
-    const library = new KernelLibrary(gpu.device, dir);
+    const library = gpu.library(dir);
     library.get('typed', 'main');
     const messages = (await Promise.all(library.compileErrors)).filter(Boolean).join('\n');
     expect(messages).toMatch(/kernels\/typed\.wgsl:4:/);

@@ -11,7 +11,7 @@
 import { backend } from '../runtime.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { Tensor } from '../tensor.js';
-import { launch } from '../ops/launch.js';
+import { launch } from '../gpu/launch.js';
 
 /** kernels/augment.wgsl's workgroup (WX × WY) and the outputs each invocation writes along x. */
 const WX = 8;

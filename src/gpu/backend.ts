@@ -4,6 +4,7 @@
 // flush submits them together; each dispatch's uniforms take a 256-byte slot of one arena that
 // is uploaded once per submit.
 import { openDevice, type DeviceOptions, type OpenedDevice } from './device.js';
+import { bindingCeiling } from './windows.js';
 import { KernelLibrary, type Kernel, type Overrides } from './kernels.js';
 import { BufferPool, formatBytes, type PoolStats } from './pool.js';
 
@@ -54,10 +55,18 @@ function GPUBufferUsageFallback(name: 'STORAGE' | 'COPY_SRC' | 'COPY_DST' | 'MAP
 }
 
 export class Backend {
-  readonly device: GPUDevice;
+  private readonly device: GPUDevice;
   readonly adapterName: string;
   readonly isSoftware: boolean;
   readonly limits: GPUSupportedLimits;
+  /**
+   * The most bytes one storage binding may cover: the device's limit, or less when
+   * DAWNET_MAX_BINDING / init({ maxBinding }) lowers it. Larger tensors are bound in windows.
+   */
+  readonly bindingLimit: number;
+  /** Whether the SIMD kernels (kernels/*_simd.wgsl) apply: a CPU adapter with 8-lane subgroups. */
+  readonly simd: boolean;
+  private readonly textures = new Map<string, GPUTexture>();
   readonly kernels: KernelLibrary;
   private readonly pool: BufferPool;
   private encoder: GPUCommandEncoder | null = null;
@@ -76,14 +85,17 @@ export class Backend {
   dispatches = 0;
 
   static async open(options: DeviceOptions = {}): Promise<Backend> {
-    return new Backend(await openDevice(options));
+    return new Backend(await openDevice(options), options.maxBinding ?? process.env.DAWNET_MAX_BINDING);
   }
 
-  private constructor(opened: OpenedDevice) {
+  private constructor(opened: OpenedDevice, maxBinding: string | number | undefined) {
     this.device = opened.device;
     this.adapterName = opened.adapterName;
     this.isSoftware = opened.isSoftware;
     this.limits = opened.device.limits;
+    this.bindingLimit = bindingCeiling(this.limits, maxBinding);
+    const info = opened.device.adapterInfo;
+    this.simd = this.isSoftware && opened.device.features.has('subgroups') && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
     this.kernels = new KernelLibrary(this.device);
     this.pool = new BufferPool(this.device, this.limits.maxBufferSize);
     this.uniformGpu = this.device.createBuffer({
@@ -119,6 +131,35 @@ export class Backend {
   /** Destroys pooled buffers that nothing uses. */
   trim(): void {
     this.pool.trim();
+  }
+
+  /**
+   * The rgba32float scratch texture of `role`, at least width × height texels, shared by every
+   * call (later dispatches read what earlier ones wrote, in stream order). A texture only grows;
+   * the old one is destroyed after a flush, once no unsubmitted command refers to it.
+   */
+  texture(role: string, [width, height]: [number, number]): GPUTexture {
+    this.checkAlive();
+    const old = this.textures.get(role);
+    if (old && old.width >= width && old.height >= height) return old;
+    const round = (n: number): number => Math.min(Math.ceil(n / 64) * 64, this.limits.maxTextureDimension2D);
+    const made = this.device.createTexture({
+      label: `dawnet scratch ${role}`,
+      size: [round(Math.max(width, old?.width ?? 0)), round(Math.max(height, old?.height ?? 0))],
+      format: 'rgba32float',
+      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+    });
+    if (old) {
+      this.flush();
+      old.destroy();
+    }
+    this.textures.set(role, made);
+    return made;
+  }
+
+  /** A kernel library over another folder of WGSL files (tests of the library itself). */
+  library(dir: string): KernelLibrary {
+    return new KernelLibrary(this.device, dir);
   }
 
   write(view: BufferView, data: ArrayBufferView): void {
@@ -170,7 +211,8 @@ export class Backend {
   }
 
   /**
-   * Encodes one dispatch. Bindings are given by their WGSL names; each view is checked against
+   * Encodes one dispatch (ops, optimizers and loaders call it through launch() in launch.ts).
+   * Bindings are given by their WGSL names; each view is checked against
    * the binding's element size and the device's binding limit. Grids wider than 65,535
    * workgroups in x are folded into y: kernels derive their linear index from num_workgroups.
    */
@@ -194,9 +236,9 @@ export class Backend {
       if (view.size % binding.elementBytes !== 0 || view.size === 0) {
         throw new GpuError(`${kernel.label}: '${binding.name}' is ${view.size} bytes, not a whole number of ${binding.elementBytes}-byte elements`);
       }
-      if (view.size > this.limits.maxStorageBufferBindingSize) {
+      if (view.size > this.bindingLimit) {
         throw new GpuError(
-          `${kernel.label}: '${binding.name}' is ${formatBytes(view.size)}, over this device's storage binding limit of ${formatBytes(this.limits.maxStorageBufferBindingSize)}`,
+          `${kernel.label}: '${binding.name}' is ${formatBytes(view.size)}, over the storage binding limit of ${formatBytes(this.bindingLimit)} (its op binds it whole; ops that split their work bind windows)`,
         );
       }
       entries.push({ binding: binding.binding, resource: { buffer: view.buffer, offset: view.offset, size: view.size } });

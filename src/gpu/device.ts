@@ -9,6 +9,11 @@ export interface DeviceOptions {
   backend?: string;
   /** Print the adapter's name once when the device opens (default true). Env: DAWNET_QUIET=1 silences it. */
   announce?: boolean;
+  /**
+   * Lowers the storage-binding ceiling below the device's (bytes, or text such as "1MiB"), so
+   * that ops bind large tensors in windows; tests use it to exercise that path. Env: DAWNET_MAX_BINDING.
+   */
+  maxBinding?: string | number;
 }
 
 export interface OpenedDevice {

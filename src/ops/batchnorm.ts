@@ -3,7 +3,7 @@
 // are updated in place by the statistics kernel and play no part in the output), and
 // `batchNormEval` normalises with the running statistics, which are then ordinary inputs.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 
 export interface RunningStats {

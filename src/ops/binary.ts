@@ -1,7 +1,7 @@
 // The elementwise binary family (kernels/binary.wgsl): add, sub, mul, div with broadcasting as
 // in PyTorch (shapes aligned from the right; a dimension of 1 stretches).
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
 import { sumTo } from './reduce.js';
 import { runUnary } from './unary.js';

@@ -1,7 +1,7 @@
 // Concatenation (kernels/concat.wgsl), as torch.cat: every part must match the others in all
 // dimensions but `dim`. The gradient of each part is its slice of the output's gradient.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { aroundAxis } from './reference.js';
 

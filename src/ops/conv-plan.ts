@@ -2,6 +2,7 @@
 // packed into textures, 8-lane subgroups) on CPU adapters that support it, kernels/conv2d.wgsl
 // everywhere else, for strided input gradients, and wherever a packed operand would not fit.
 import type { Backend } from '../gpu/backend.js';
+import { launch } from '../gpu/launch.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import type { ConvGeometry, Pair } from './conv.js';
@@ -54,57 +55,21 @@ interface Generic {
   pad: Pair;
 }
 
-const simdCapable = new WeakMap<Backend, boolean>();
-
-function simdTarget(gpu: Backend): boolean {
-  let simd = simdCapable.get(gpu);
-  if (simd === undefined) {
-    const info = gpu.device.adapterInfo;
-    simd = gpu.isSoftware && gpu.device.features.has('subgroups') && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
-    simdCapable.set(gpu, simd);
-  }
-  return simd;
-}
-
 type Role = 'input' | 'filter' | 'dy' | 'x';
 
-/**
- * One rgba32float texture per operand role, reused by every call (later dispatches read what
- * earlier ones wrote, in stream order). A texture only grows; the old one is destroyed after a
- * flush, once no unsubmitted command refers to it.
- */
-const textures = new WeakMap<Backend, Map<Role, GPUTexture>>();
-
-function texture(gpu: Backend, role: Role, [width, height]: [number, number]): GPUTexture {
-  let held = textures.get(gpu);
-  if (!held) textures.set(gpu, (held = new Map()));
-  const old = held.get(role);
-  if (old && old.width >= width && old.height >= height) return old;
-  const round = (n: number): number => Math.min(Math.ceil(n / 64) * 64, gpu.limits.maxTextureDimension2D);
-  const made = gpu.device.createTexture({
-    label: `dawnet conv2d packed ${role}`,
-    size: [round(Math.max(width, old?.width ?? 0)), round(Math.max(height, old?.height ?? 0))],
-    format: 'rgba32float',
-    usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
-  });
-  if (old) {
-    gpu.flush();
-    old.destroy();
-  }
-  held.set(role, made);
-  return made;
-}
+/** One scratch texture per operand role, from the backend's owner. */
+const texture = (gpu: Backend, role: Role, size: [number, number]): GPUTexture => gpu.texture(`conv2d ${role}`, size);
 
 const fits = (gpu: Backend, ...sizes: [number, number][]): boolean => sizes.every((s) => Math.max(...s) <= gpu.limits.maxTextureDimension2D);
 
 /** Whether the plan's textures, and the buffer the filter is packed through, fit the device. */
 const genericFits = (gpu: Backend, plan: GenericPlan): boolean =>
-  fits(gpu, plan.input, [plan.pitch, plan.filter[1]]) && 16 * plan.pitch * plan.filter[1] <= gpu.limits.maxStorageBufferBindingSize;
+  fits(gpu, plan.input, [plan.pitch, plan.filter[1]]) && 16 * plan.pitch * plan.filter[1] <= gpu.bindingLimit;
 
 const packGrid = ([w, h]: [number, number]): [number, number] => [Math.ceil(w / 8), Math.ceil(h / 8)];
 
 function wanted(gpu: Backend, options: ConvOptions): boolean {
-  return options.path !== 'direct' && simdTarget(gpu);
+  return options.path !== 'direct' && gpu.simd;
 }
 
 interface GenericPlan {
@@ -146,16 +111,15 @@ function runGeneric(gpu: Backend, plan: GenericPlan, c: Generic, input: Tensor, 
   const texIn = texture(gpu, 'input', plan.input);
   const texFilter = texture(gpu, 'filter', [plan.pitch, plan.filter[1]]);
   const params = { ...plan.uniforms, flip: flip ? 1 : 0, hasBias: bias ? 1 : 0 };
-  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_input'), { src: input.view, packed: texIn.createView() }, params, packGrid(plan.input));
+  launch('conv2d_simd', 'pack_input', { src: input, packed: texIn }, params, packGrid(plan.input));
   // The filter goes through a buffer and a copy: cheaper on lavapipe than storing texels.
   const staged = Tensor.empty([plan.pitch * plan.filter[1] * 4]);
-  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_filter'), { weight: weight.view, out: staged.view }, params, packGrid(plan.filter));
+  launch('conv2d_simd', 'pack_filter', { weight, out: staged }, params, packGrid(plan.filter));
   gpu.copyToTexture(staged.view, texFilter, 16 * plan.pitch, [plan.pitch, plan.filter[1]]);
   staged.dispose();
   const out = Tensor.empty([c.N, c.Cout, c.Ho, c.Wo]);
   const workgroups: [number, number] = [Math.ceil((c.N * c.Ho * c.Wo) / (8 * PX)), c.groups * plan.blocks];
-  const bindings = { out: out.view, bias: (bias ?? input).view, texA: texIn.createView(), texB: texFilter.createView() };
-  gpu.dispatch(gpu.kernel('conv2d_simd', 'conv_simd', { PX, CB: plan.CB }), bindings, params, workgroups);
+  launch('conv2d_simd', 'conv_simd', { out, bias: bias ?? input, texA: texIn, texB: texFilter }, params, workgroups, { PX, CB: plan.CB });
   return out;
 }
 
@@ -223,8 +187,8 @@ export function simdBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, optio
   };
   // With whole texels per row dy already is that layout: a copy instead of a kernel.
   if (copied) gpu.copyToTexture(dy.view, texDy, 16 * dyWidth, dySize);
-  else gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_dy'), { src: dy.view, packed: texDy.createView() }, params, packGrid([g.Ho * Wo4, g.N * g.Co]));
-  gpu.dispatch(gpu.kernel('conv2d_simd', 'pack_x'), { src: x.view, packed: texX.createView() }, params, packGrid(xSize));
+  else launch('conv2d_simd', 'pack_dy', { src: dy, packed: texDy }, params, packGrid([g.Ho * Wo4, g.N * g.Co]));
+  launch('conv2d_simd', 'pack_x', { src: x, packed: texX }, params, packGrid(xSize));
 
   // Enough independent row chunks to occupy the device, each still a long fixed-order sum.
   const tiles = Math.ceil(rowsK / (8 * TR)) * g.groups * blocks;
@@ -236,8 +200,7 @@ export function simdBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, optio
   const dw = Tensor.empty(used === 1 ? shapeDw : [used, g.Co * K]);
   const workgroups: [number, number, number] = [Math.ceil(rowsK / (8 * TR)), g.groups * blocks, used];
   const overrides = { TR, CB, KCOLS: g.KW, DILW: dilW, STRW: strideW };
-  gpu.dispatch(gpu.kernel('conv2d_simd', 'conv_weight_simd', overrides), { out: dw.view, texA: texDy.createView(), texB: texX.createView() },
-    { ...params, rowsPerChunk }, workgroups);
+  launch('conv2d_simd', 'conv_weight_simd', { out: dw, texA: texDy, texB: texX }, { ...params, rowsPerChunk }, workgroups, overrides);
   if (used === 1) return dw;
   const summed = sumAxis(dw, 0);
   dw.dispose();

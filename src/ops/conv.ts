@@ -4,7 +4,7 @@
 // lavapipe most of them run as kernels/conv2d_simd.wgsl instead (src/ops/conv-plan.ts).
 import { Tensor } from '../tensor.js';
 import { simdBackwardInput, simdBackwardWeight, simdForward, type ConvOptions } from './conv-plan.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
 

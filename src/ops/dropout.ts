@@ -2,7 +2,7 @@
 // that the functional API takes from a Generator, so a seeded run drops the same elements
 // every time and backward regenerates the mask instead of storing it.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
 
 export interface DropoutAttrs {

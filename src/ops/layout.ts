@@ -1,7 +1,7 @@
 // Layout ops (kernels/fill.wgsl): constant fills and the materialised transpose of the last
 // two dimensions. Reshape needs no kernel; it lives in functional.ts as a view.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
 
 const WG = 256;

@@ -1,7 +1,7 @@
 // The loss family (kernels/losses.wgsl): crossEntropy with integer labels, binary cross-entropy
 // on probabilities and on logits, all with PyTorch's default mean reduction; and top-k accuracy.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
 

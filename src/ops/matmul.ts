@@ -3,7 +3,7 @@
 import type { Backend } from '../gpu/backend.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
-import { launch } from './launch.js';
+import { launch } from '../gpu/launch.js';
 import { planMatmul, type MatmulOptions, type MatmulPlan, type MatmulTarget, type SimdPlan } from './matmul-plan.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
@@ -53,46 +53,11 @@ function dims(a: readonly number[], b: readonly number[], { transposeA, transpos
   };
 }
 
-const targets = new WeakMap<Backend, MatmulTarget>();
-
 /** The SIMD path needs a CPU adapter whose subgroups are exactly 8 lanes (lavapipe on AVX2). */
-function matmulTarget(gpu: Backend): MatmulTarget {
-  let target = targets.get(gpu);
-  if (!target) {
-    const info = gpu.device.adapterInfo;
-    const simd = gpu.isSoftware && gpu.device.features.has('subgroups') && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
-    target = { simd, maxTextureSize: gpu.limits.maxTextureDimension2D };
-    targets.set(gpu, target);
-  }
-  return target;
-}
+const matmulTarget = (gpu: Backend): MatmulTarget => ({ simd: gpu.simd, maxTextureSize: gpu.limits.maxTextureDimension2D });
 
-/**
- * The rgba32float textures the SIMD path packs its operands into, one per operand, reused by
- * every call: later dispatches in the same pass read what earlier ones wrote, in order. A texture
- * only grows; the old one is destroyed after a flush, once no unsubmitted command refers to it.
- */
-const packTextures = new WeakMap<Backend, { a?: GPUTexture; b?: GPUTexture }>();
-
-function packTexture(gpu: Backend, operand: 'a' | 'b', [width, height]: [number, number]): GPUTexture {
-  let held = packTextures.get(gpu);
-  if (!held) packTextures.set(gpu, (held = {}));
-  const old = held[operand];
-  if (old && old.width >= width && old.height >= height) return old;
-  const round = (n: number): number => Math.ceil(n / 64) * 64;
-  const texture = gpu.device.createTexture({
-    label: `dawnet matmul packed ${operand.toUpperCase()}`,
-    size: [round(Math.max(width, old?.width ?? 0)), round(Math.max(height, old?.height ?? 0))],
-    format: 'rgba32float',
-    usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
-  });
-  if (old) {
-    gpu.flush();
-    old.destroy();
-  }
-  held[operand] = texture;
-  return texture;
-}
+/** One scratch texture per operand, from the backend's owner. */
+const packTexture = (gpu: Backend, operand: 'a' | 'b', size: [number, number]): GPUTexture => gpu.texture(`matmul ${operand.toUpperCase()}`, size);
 
 function runSimd(gpu: Backend, plan: SimdPlan, out: Tensor, a: Tensor, b: Tensor, d: Dims, attrs: MatmulAttrs): void {
   const texA = packTexture(gpu, 'a', plan.textureA);
@@ -113,8 +78,7 @@ function runSimd(gpu: Backend, plan: SimdPlan, out: Tensor, a: Tensor, b: Tensor
   const batchB = d.strideB === 0 ? 1 : d.batch;
   const k4 = plan.kPadded / 4;
   const n4 = Math.ceil(d.N / 4);
-  const kernel = (entry: string) => gpu.kernel('matmul_simd', entry);
-  // pack_a / pack_b put lanes (x) along the source's contiguous dimension, which is the texel
+    // pack_a / pack_b put lanes (x) along the source's contiguous dimension, which is the texel
   // column for a stored operand and the texture row for a transposed one.
   const grid = (transposed: boolean, texels: number, rowsPerItem: number, items: number): [number, number, number] =>
     transposed ? [Math.ceil(rowsPerItem / 8), Math.ceil(texels / 8), items] : [Math.ceil(texels / 8), Math.ceil(rowsPerItem / 8), items];
@@ -124,12 +88,12 @@ function runSimd(gpu: Backend, plan: SimdPlan, out: Tensor, a: Tensor, b: Tensor
   // the zero padding past K and N.
   const rows = d.K % 4 === 0;
   if (rows && !attrs.transposeA && d.K % 64 === 0) gpu.copyToTexture(a.view, texA, 4 * d.K, plan.textureA);
-  else if (rows && !attrs.transposeA) gpu.dispatch(kernel('pack_a_rows'), { a4: a.view, packed: texA.createView() }, params, [Math.ceil(k4 / 8), Math.ceil(d.M / 8), batchA]);
-  else gpu.dispatch(kernel('pack_a'), { a: a.view, packed: texA.createView() }, params, grid(attrs.transposeA, k4, d.M, batchA));
+  else if (rows && !attrs.transposeA) launch('matmul_simd', 'pack_a_rows', { a4: a, packed: texA }, params, [Math.ceil(k4 / 8), Math.ceil(d.M / 8), batchA]);
+  else launch('matmul_simd', 'pack_a', { a, packed: texA }, params, grid(attrs.transposeA, k4, d.M, batchA));
   if (rows && !attrs.transposeB && d.N % 64 === 0) gpu.copyToTexture(b.view, texB, 4 * d.N, plan.textureB);
-  else if (rows && !attrs.transposeB && d.N % 4 === 0) gpu.dispatch(kernel('pack_b_rows'), { b4: b.view, packed: texB.createView() }, params, [Math.ceil(n4 / 8), Math.ceil(d.K / 8), batchB]);
-  else gpu.dispatch(kernel('pack_b'), { b: b.view, packed: texB.createView() }, params, grid(attrs.transposeB, n4, plan.kPadded, batchB));
-  gpu.dispatch(gpu.kernel('matmul_simd', 'matmul_simd', plan.overrides), { out: out.view, packedA: texA.createView(), packedB: texB.createView() }, params, plan.workgroups);
+  else if (rows && !attrs.transposeB && d.N % 4 === 0) launch('matmul_simd', 'pack_b_rows', { b4: b, packed: texB }, params, [Math.ceil(n4 / 8), Math.ceil(d.K / 8), batchB]);
+  else launch('matmul_simd', 'pack_b', { b, packed: texB }, params, grid(attrs.transposeB, n4, plan.kPadded, batchB));
+  launch('matmul_simd', 'matmul_simd', { out, packedA: texA, packedB: texB }, params, plan.workgroups, plan.overrides);
 }
 
 function plan(d: Dims, gpu: Backend, options: MatmulOptions): MatmulPlan {

@@ -2,7 +2,7 @@
 // over (N, C, H, W) or (C, H, W), with PyTorch's output sizes, ceil_mode and padding rules.
 // Max pooling saves the argmax for its backward pass.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 
 export type Pair = [number, number];

@@ -2,7 +2,7 @@
 // several axes are applied one axis at a time by the functional API, each a recorded op, so the
 // order of every sum is fixed.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { aroundAxis } from './reference.js';
 

@@ -1,6 +1,6 @@
 // The softmax family (kernels/softmax.wgsl): softmax and logSoftmax along one axis.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import type { AxisAttrs } from './reduce.js';
 import { aroundAxis } from './reference.js';

@@ -1,7 +1,7 @@
 // The elementwise unary family (kernels/unary.wgsl): neg, exp, log, sqrt, pow, relu,
 // leakyRelu, sigmoid, tanh, and affine (a·x + b, which scalar add/sub/mul/div lower to).
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from './launch.js';
+import { groups1d, launch } from '../gpu/launch.js';
 import type { InputKind, OpCase, OpDef, RefTensor, Saved } from './op.js';
 import { mapRef } from './reference.js';
 

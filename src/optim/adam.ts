@@ -8,7 +8,7 @@
 // floats, and passed as f32 uniforms. (PyTorch updates m with lerp, which rounds differently
 // from the textbook formula in the last bit; the documented formula is what runs here.)
 import type { Uniforms } from '../gpu/backend.js';
-import { backend } from '../runtime.js';
+import { launch } from '../gpu/launch.js';
 import type { Tensor } from '../tensor.js';
 import { checkHyper, Optimizer, type ArenaOptions, type Chunk, type ParamGroup, type ParamState, type ParamsInput, type Run } from './optimizer.js';
 
@@ -55,7 +55,6 @@ abstract class AdamFamily extends Optimizer<AdamHyperparameters> {
   protected restore(_index: number, _state: ParamState | undefined): void {}
 
   protected update(group: ParamGroup<AdamHyperparameters>, chunk: Chunk, run: Run, common: Uniforms): void {
-    const gpu = backend();
     const [beta1, beta2] = group.betas;
     const t = run.key + 1;
     const uniforms: Uniforms = {
@@ -74,7 +73,7 @@ abstract class AdamFamily extends Optimizer<AdamHyperparameters> {
       bias_correction2_sqrt: Math.sqrt(1 - beta2 ** t),
     };
     const bindings = { ...this.bindings(chunk), exp_avg: this.slotView(chunk, 'exp_avg'), exp_avg_sq: this.slotView(chunk, 'exp_avg_sq') };
-    gpu.dispatch(gpu.kernel('optim', 'adam_step'), bindings, uniforms, [Math.ceil(run.count / 256)]);
+    launch('optim', 'adam_step', bindings, uniforms, [Math.ceil(run.count / 256)]);
   }
 }
 

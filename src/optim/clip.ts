@@ -4,6 +4,7 @@
 // update kernel multiplies the gradients by: one dispatch per chunk and one more (plus one per
 // parameter without a gradient), no readback.
 import type { BufferView } from '../gpu/backend.js';
+import { launch } from '../gpu/launch.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { arenaView, type Chunk } from './arena.js';
@@ -30,9 +31,6 @@ export class GradNorm {
 
   /** Encodes the norm of the gathered gradients; returns it as a scalar tensor (not read back). */
   encode(maxNorm: number): Tensor {
-    const gpu = backend();
-    const zero = gpu.kernel('optim', 'grad_zero');
-    const partial = gpu.kernel('optim', 'grad_norm_partial');
     const partials = { buffer: this.partials, offset: 0, size: this.partialCount * 4 };
     let offset = 0;
     for (const chunk of this.chunks) {
@@ -40,16 +38,17 @@ export class GradNorm {
       // The arena still holds an older gradient where .grad is null: count it as zero, as
       // PyTorch skips None gradients.
       for (const s of chunk.segments) {
-        if (!s.param.grad && s.size > 0) gpu.dispatch(zero, { grad_rw: grad }, { start: s.offset, count: s.size }, [Math.ceil(s.size / 256)]);
+        if (!s.param.grad && s.size > 0) launch('optim', 'grad_zero', { grad_rw: grad }, { start: s.offset, count: s.size }, [Math.ceil(s.size / 256)]);
       }
       const groups = Math.ceil(chunk.elements / PER_WORKGROUP);
-      gpu.dispatch(partial, { grad, partials }, { count: chunk.elements, partial_offset: offset }, [groups]);
+      launch('optim', 'grad_norm_partial', { grad, partials }, { count: chunk.elements, partial_offset: offset }, [groups]);
       offset += groups;
     }
     const norm = Tensor.empty([]);
-    gpu.dispatch(
-      gpu.kernel('optim', 'grad_norm_final'),
-      { partials, norm_out: norm.view, clip_out: this.factorView },
+    launch(
+      'optim',
+      'grad_norm_final',
+      { partials, norm_out: norm, clip_out: this.factorView },
       { count: this.partialCount, max_norm: maxNorm },
       [1],
     );

@@ -100,8 +100,8 @@ export abstract class Optimizer<H extends Hyperparameters> {
     });
     this.params = this.paramGroups.flatMap((g) => [...g.params]);
     this.steps = this.params.map(() => 0);
-    const limits = backend().limits;
-    const ceiling = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    // Arenas are cut to the binding ceiling, so each is bound whole.
+    const ceiling = backend().bindingLimit;
     this.arenas = buildArenas(
       this.paramGroups.map((g) => g.params),
       Math.min(arenaBytes ?? ceiling, ceiling),

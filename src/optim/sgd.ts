@@ -5,7 +5,7 @@
 //   d = d + μ·b with Nesterov, else d = b   (no buffer at all when μ = 0)
 //   p = p − lr·d
 import type { Uniforms } from '../gpu/backend.js';
-import { backend } from '../runtime.js';
+import { launch } from '../gpu/launch.js';
 import type { Tensor } from '../tensor.js';
 import { checkHyper, Optimizer, type ArenaOptions, type Chunk, type ParamGroup, type ParamState, type ParamsInput, type Run } from './optimizer.js';
 
@@ -63,11 +63,10 @@ export class SGD extends Optimizer<SGDHyperparameters> {
   }
 
   protected update(group: ParamGroup<SGDHyperparameters>, chunk: Chunk, run: Run, common: Uniforms): void {
-    const gpu = backend();
     const uniforms: Uniforms = { ...common, start: run.start, count: run.count, lr: group.lr, weight_decay: group.weightDecay };
     const grid: [number] = [Math.ceil(run.count / 256)];
     if (group.momentum === 0) {
-      gpu.dispatch(gpu.kernel('optim', 'sgd_step_plain'), this.bindings(chunk), uniforms, grid);
+      launch('optim', 'sgd_step_plain', this.bindings(chunk), uniforms, grid);
       return;
     }
     Object.assign(uniforms, {
@@ -76,6 +75,6 @@ export class SGD extends Optimizer<SGDHyperparameters> {
       nesterov: group.nesterov,
       first: run.key === 0,
     });
-    gpu.dispatch(gpu.kernel('optim', 'sgd_step'), { ...this.bindings(chunk), momentum_buf: this.slotView(chunk, MOMENTUM) }, uniforms, grid);
+    launch('optim', 'sgd_step', { ...this.bindings(chunk), momentum_buf: this.slotView(chunk, MOMENTUM) }, uniforms, grid);
   }
 }
