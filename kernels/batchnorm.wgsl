@@ -9,6 +9,11 @@
 //                       update per lane and Chan's combination across lanes; writes mean and
 //                       invstd = 1/sqrt(var + eps); with hasRunning, running_mean and
 //                       running_var ← (1 − momentum)·running + momentum·batch (unbiased var)
+//                       (partial = 1: writes the window's mean and M2 = Σ(x − mean)² instead)
+//   bn_stats_merge      per channel, for x bound in windows along N: folds one window's mean
+//                       and M2 (meanIn, invstdIn, from bn_stats with partial = 1) into mean and
+//                       invstd (holding M2) by Chan's rule, window after window in order; with
+//                       finish = 1 writes invstd and updates the running statistics as bn_stats
 //   bn_eval_stats       mean = running_mean, invstd = 1/sqrt(running_var + eps), per channel
 //   bn_normalize        y = (x − mean)·invstd·weight + bias, E consecutive elements per invocation
 //   bn_backward_reduce  per channel (one workgroup each): dbias = Σ dy, dweight = Σ dy·x̂,
@@ -22,9 +27,9 @@
 //                       vec4 load costs about half as much per float as four scalar loads
 // Bindings
 //   x:        (N, C, S) read                     [bn_stats, bn_normalize, bn_backward_reduce, bn_backward_input]
-//   mean, invstd:         (C) read_write         [bn_stats, bn_eval_stats]
+//   mean, invstd:         (C) read_write         [bn_stats, bn_stats_merge, bn_eval_stats]
 //   runMean, runVar:      (C) read_write         [bn_stats with hasRunning, bn_eval_stats]
-//   meanIn, invstdIn:     (C) read               [bn_normalize, bn_backward_*, bn_running_grads]
+//   meanIn, invstdIn:     (C) read               [bn_normalize, bn_backward_*, bn_running_grads, bn_stats_merge]
 //   weight, bias:         (C) read; any tensor when absent (hasWeight / hasBias = 0)
 //   y:        (N, C, S) read_write               [bn_normalize]
 //   dy:       (N, C, S) read                     [bn_backward_reduce, bn_backward_input]
@@ -33,10 +38,13 @@
 //   sumDyXhat, sumDy:     (C) read               [bn_backward_input, bn_running_grads]
 //   dmean, dvar:          (C) read_write         [bn_running_grads]
 //   x4, y4, dy4, dx4:     x, y, dy, dx as vec4s  [the …4 entries]
-//   params:   uniform Params { N, C, S, hasWeight, hasBias, hasRunning, training, momentum, eps }
+//   params:   uniform Params { N, C, S, hasWeight, hasBias, hasRunning, training, momentum, eps,
+//                              partial, merged, window, finish, images } (merged, window: values
+//                              merged so far and in this window, for bn_stats_merge; images: the
+//                              images bn_normalize and bn_backward_input cover, N or a window's)
 // Overrides: WG invocations per workgroup (a power of two); E elements per step, dividing S
 //   (a multiple of 4 for the …4 entries).
-// Dispatch: bn_stats, bn_backward_reduce: C workgroups; bn_eval_stats, bn_running_grads:
+// Dispatch: bn_stats, bn_backward_reduce: C workgroups; bn_eval_stats, bn_running_grads, bn_stats_merge:
 //   ceil(C / WG); bn_normalize, bn_backward_input: ceil(N·C·S / (E·WG)), folded past 65,535.
 
 struct Params {
@@ -49,6 +57,11 @@ struct Params {
   training: u32,
   momentum: f32,
   eps: f32,
+  partial: u32,
+  merged: u32,
+  window: u32,
+  finish: u32,
+  images: u32,
 }
 
 override WG: u32 = 64;
@@ -147,15 +160,24 @@ fn finish_stats(c: u32, lane: u32, state: vec3<f32>) {
     workgroupBarrier();
   }
   if (lane == 0u) {
-    let M = count[0];
-    let batchMean = first[0];
-    mean[c] = batchMean;
-    invstd[c] = inverseSqrt(second[0] / M + params.eps);
-    if (params.hasRunning == 1u) {
-      let m = params.momentum;
-      runMean[c] = (1.0 - m) * runMean[c] + m * batchMean;
-      runVar[c] = (1.0 - m) * runVar[c] + m * second[0] / (M - 1.0);
+    if (params.partial == 1u) {
+      mean[c] = first[0];
+      invstd[c] = second[0];
+    } else {
+      write_stats(c, count[0], first[0], second[0]);
     }
+  }
+}
+
+// The channel's mean and invstd from M values with mean batchMean and M2 = Σ(x − mean)²; the
+// running statistics take the unbiased variance.
+fn write_stats(c: u32, M: f32, batchMean: f32, M2: f32) {
+  mean[c] = batchMean;
+  invstd[c] = inverseSqrt(M2 / M + params.eps);
+  if (params.hasRunning == 1u) {
+    let m = params.momentum;
+    runMean[c] = (1.0 - m) * runMean[c] + m * batchMean;
+    runVar[c] = (1.0 - m) * runVar[c] + m * M2 / (M - 1.0);
   }
 }
 
@@ -205,6 +227,29 @@ fn bn_stats4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
 }
 
 @compute @workgroup_size(WG)
+fn bn_stats_merge(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= params.C) {
+    return;
+  }
+  let kA = f32(params.merged);
+  let kB = f32(params.window);
+  var mu = meanIn[c];
+  var m2 = invstdIn[c];
+  if (params.merged > 0u) {
+    let delta = mu - mean[c];
+    mu = mean[c] + delta * kB / (kA + kB);
+    m2 = invstd[c] + m2 + delta * delta * kA * kB / (kA + kB);
+  }
+  if (params.finish == 1u) {
+    write_stats(c, kA + kB, mu, m2);
+  } else {
+    mean[c] = mu;
+    invstd[c] = m2;
+  }
+}
+
+@compute @workgroup_size(WG)
 fn bn_eval_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c = gid.x;
   if (c < params.C) {
@@ -222,7 +267,7 @@ fn normalize_coefficients(c: u32) -> vec2<f32> {
 @compute @workgroup_size(WG)
 fn bn_normalize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let at = (gid.x + gid.y * groups.x * WG) * E;
-  if (at >= params.N * params.C * params.S) {
+  if (at >= params.images * params.C * params.S) {
     return;
   }
   // E divides S, so the run stays in one channel.
@@ -235,7 +280,7 @@ fn bn_normalize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 @compute @workgroup_size(WG)
 fn bn_normalize4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let at = (gid.x + gid.y * groups.x * WG) * E;
-  if (at >= params.N * params.C * params.S) {
+  if (at >= params.images * params.C * params.S) {
     return;
   }
   let k = normalize_coefficients((at / params.S) % params.C);
@@ -292,7 +337,7 @@ fn input_coefficients(c: u32) -> vec3<f32> {
 @compute @workgroup_size(WG)
 fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let at = (gid.x + gid.y * groups.x * WG) * E;
-  if (at >= params.N * params.C * params.S) {
+  if (at >= params.images * params.C * params.S) {
     return;
   }
   let k = input_coefficients((at / params.S) % params.C);
@@ -304,7 +349,7 @@ fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 @compute @workgroup_size(WG)
 fn bn_backward_input4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let at = (gid.x + gid.y * groups.x * WG) * E;
-  if (at >= params.N * params.C * params.S) {
+  if (at >= params.images * params.C * params.S) {
     return;
   }
   let k = input_coefficients((at / params.S) % params.C);

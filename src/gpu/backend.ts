@@ -63,7 +63,7 @@ export class Backend {
    * The most bytes one storage binding may cover: the device's limit, or less when
    * DAWNET_MAX_BINDING / init({ maxBinding }) lowers it. Larger tensors are bound in windows.
    */
-  readonly bindingLimit: number;
+  bindingLimit: number;
   /** Whether the SIMD kernels (kernels/*_simd.wgsl) apply: a CPU adapter with 8-lane subgroups. */
   readonly simd: boolean;
   private readonly textures = new Map<string, GPUTexture>();
@@ -83,6 +83,8 @@ export class Backend {
   submits = 0;
   /** Dispatches encoded so far. */
   dispatches = 0;
+  /** Launches (and windowed pipelines) bound in more than one window so far (launch.ts). */
+  windowed = 0;
 
   static async open(options: DeviceOptions = {}): Promise<Backend> {
     return new Backend(await openDevice(options), options.maxBinding ?? process.env.DAWNET_MAX_BINDING);
@@ -110,6 +112,15 @@ export class Backend {
     void this.device.lost.then((info) => {
       if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
     });
+  }
+
+  /**
+   * Sets the binding ceiling (bytes, or text such as "1MiB"), never above the device's limit;
+   * undefined restores the device's. Ops read it at each launch: tests and benchmarks use this
+   * to run the same work split and unsplit.
+   */
+  setBindingLimit(maxBinding?: string | number): void {
+    this.bindingLimit = bindingCeiling(this.limits, maxBinding);
   }
 
   // ---- memory -------------------------------------------------------------------------------

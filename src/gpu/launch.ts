@@ -19,10 +19,8 @@ export interface Split {
   extent: number;
   /** Bindings cut along it, each a whole number of 4-byte words per outer index; the rest are bound whole. */
   bindings: readonly string[];
-  /** Uniform field that holds the window's count (the kernel's N, rows or n). */
-  count: string;
-  /** Uniform field that holds the window's first index, for kernels that need the global one. */
-  first?: string;
+  /** Uniform fields that change per window (the kernel's count of rows or elements, at least). */
+  uniforms: (w: Window) => Uniforms;
   /** Workgroups for a window of `count` outer indices. */
   groups: (count: number) => Grid;
 }
@@ -52,10 +50,11 @@ export function launch(file: string, entry: string, bindings: Record<string, Bin
   const rows = full.map((view) => view.size / split.extent);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
   const { windows } = planWindows(split.extent, rows, gpu.bindingLimit, align);
+  if (windows.length > 1) gpu.windowed += 1;
   const writable = new Set(kernel.storage.filter((s) => !s.readOnly).map((s) => s.name));
   for (const w of windows) {
     const windowed = { ...views };
-    const back: [BufferView, BufferView][] = [];
+    const back: [string, BufferView, BufferView][] = [];
     split.bindings.forEach((name, i) => {
       const region = { buffer: full[i]!.buffer, offset: full[i]!.offset + w.start * rows[i]!, size: w.count * rows[i]! };
       if (region.offset % align === 0) {
@@ -66,12 +65,10 @@ export function launch(file: string, entry: string, bindings: Record<string, Bin
       const scratch = { buffer: gpu.alloc(region.size, `window of ${name}`), offset: 0, size: region.size };
       gpu.copy(region, scratch, region.size);
       windowed[name] = scratch;
-      back.push([scratch, region]);
+      back.push([name, scratch, region]);
     });
-    const extra = split.first ? { [split.first]: w.start } : {};
-    gpu.dispatch(kernel, windowed, { ...uniforms, [split.count]: w.count, ...extra }, split.groups(w.count));
-    for (const [scratch, region] of back) {
-      const name = split.bindings.find((n) => windowed[n] === scratch)!;
+    gpu.dispatch(kernel, windowed, { ...uniforms, ...split.uniforms(w) }, split.groups(w.count));
+    for (const [name, scratch, region] of back) {
       if (writable.has(name)) gpu.copy(scratch, region, region.size);
       gpu.release(scratch.buffer);
     }
@@ -85,7 +82,7 @@ export function groups1d(n: number, wg: number): [number] {
 
 /** A 1-D elementwise Split: every binding named is n words long, n in uniform `count`. */
 export function elementwise(n: number, bindings: readonly string[], wg: number, count = 'n'): Split {
-  return { extent: n, bindings, count, groups: (c) => groups1d(c, wg) };
+  return { extent: n, bindings, uniforms: (w) => ({ [count]: w.count }), groups: (c) => groups1d(c, wg) };
 }
 
 /** How overWindows assembles one output of the body. */
@@ -113,6 +110,7 @@ export function overWindows(split: readonly Tensor[], outputs: readonly Combine[
   const windows = windowsFor(split, outputs);
   if (windows.length === 1) return body([...split]);
   const gpu = backend();
+  gpu.windowed += 1;
   const results: (Tensor | null)[] = outputs.map(() => null);
   for (const w of windows) {
     const parts = split.map((t) => windowOf(t, w));

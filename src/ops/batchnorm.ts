@@ -3,7 +3,7 @@
 // are updated in place by the statistics kernel and play no part in the output), and
 // `batchNormEval` normalises with the running statistics, which are then ordinary inputs.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from '../gpu/launch.js';
+import { groups1d, launch, overWindows, windowsFor, type Split } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 
 export interface RunningStats {
@@ -54,7 +54,12 @@ interface Dims {
 }
 
 function uniforms(d: Dims, extra: Record<string, number>): Record<string, number> {
-  return { N: d.N, C: d.C, S: d.S, hasWeight: 0, hasBias: 0, hasRunning: 0, training: 1, momentum: 0, eps: 0, ...extra };
+  return { N: d.N, C: d.C, S: d.S, hasWeight: 0, hasBias: 0, hasRunning: 0, training: 1, momentum: 0, eps: 0, images: d.N, ...extra };
+}
+
+/** Cuts an elementwise pass over (N, C, S) along N: E-element runs never leave an image. */
+function perImage(d: Dims, E: number, bindings: string[]): Split {
+  return { extent: d.N, bindings, uniforms: (w) => ({ images: w.count }), groups: (n) => groups1d((n * d.C * d.S) / E, WG) };
 }
 
 /** y = (x − mean)·invstd·weight + bias with per-channel mean and invstd. */
@@ -64,7 +69,7 @@ function normalize(x: Tensor, d: Dims, mean: Tensor, invstd: Tensor, weight: Ten
   const { suffix, vec } = variant(d.S);
   const params = uniforms(d, { hasWeight: weight ? 1 : 0, hasBias: bias ? 1 : 0 });
   const bindings = { [vec('y')]: y, [vec('x')]: x, meanIn: mean, invstdIn: invstd, weight: weight ?? mean, bias: bias ?? mean };
-  launch('batchnorm', `bn_normalize${suffix}`, bindings, params, groups1d(x.size / E, WG), { WG, E });
+  launch('batchnorm', `bn_normalize${suffix}`, bindings, params, perImage(d, E, [vec('y'), vec('x')]), { WG, E });
   return y;
 }
 
@@ -82,8 +87,25 @@ export function batchStatistics(x: Tensor, d: Dims, eps: number, momentum: numbe
   // throwaway tensors because one buffer may not be bound twice for writing.
   const spare = running ? null : [Tensor.empty([d.C]), Tensor.empty([d.C])];
   const { suffix, vec } = variant(d.S);
-  const bindings = { [vec('x')]: x, mean, invstd, runMean: spare?.[0] ?? runMean, runVar: spare?.[1] ?? runVar };
-  launch('batchnorm', `bn_stats${suffix}`, bindings, params, [d.C], { WG, E: runLength(d.S) });
+  const stats = { mean, invstd, runMean: spare?.[0] ?? runMean, runVar: spare?.[1] ?? runVar };
+  const overrides = { WG, E: runLength(d.S) };
+  if (windowsFor([x], []).length === 1) {
+    launch('batchnorm', `bn_stats${suffix}`, { [vec('x')]: x, ...stats }, params, [d.C], overrides);
+  } else {
+    // x is bound in windows along N: each window's (mean, M2), folded in window order.
+    let merged = 0;
+    overWindows([x], [], ([part]) => {
+      const window = part!.shape[0]! * d.S;
+      const [partMean, partM2, junkMean, junkVar] = [0, 1, 2, 3].map(() => Tensor.empty([d.C]));
+      const partStats = { mean: partMean!, invstd: partM2!, runMean: junkMean!, runVar: junkVar! };
+      launch('batchnorm', `bn_stats${suffix}`, { [vec('x')]: part!, ...partStats }, { ...params, N: part!.shape[0]!, partial: 1 }, [d.C], overrides);
+      const finish = merged + window === d.N * d.S ? 1 : 0;
+      launch('batchnorm', 'bn_stats_merge', { ...stats, meanIn: partMean!, invstdIn: partM2! }, { ...params, merged, window, finish }, [Math.ceil(d.C / WG)], { WG });
+      merged += window;
+      [partMean, partM2, junkMean, junkVar].forEach((t) => t!.dispose());
+      return [];
+    });
+  }
   spare?.forEach((t) => t.dispose());
   return { mean, invstd };
 }
@@ -99,13 +121,16 @@ function backward(x: Tensor, dy: Tensor, d: Dims, mean: Tensor, invstd: Tensor, 
   const E = runLength(d.S);
   const params = uniforms(d, { hasWeight: weight ? 1 : 0, training: training ? 1 : 0 });
   const { suffix, vec } = variant(d.S);
-  const dweight = Tensor.empty([d.C]);
-  const dbias = Tensor.empty([d.C]);
-  const reduce = { [vec('x')]: x, [vec('dy')]: dy, meanIn: mean, invstdIn: invstd, dweight, dbias };
-  launch('batchnorm', `bn_backward_reduce${suffix}`, reduce, params, [d.C], { WG, E });
+  // Σdy and Σdy·x̂ are sums over N: windows of the batch add up in window order.
+  const [dweight, dbias] = overWindows([x, dy], ['sum', 'sum'], ([xw, dyw]) => {
+    const sums = [Tensor.empty([d.C]), Tensor.empty([d.C])] as const;
+    const reduce = { [vec('x')]: xw!, [vec('dy')]: dyw!, meanIn: mean, invstdIn: invstd, dweight: sums[0], dbias: sums[1] };
+    launch('batchnorm', `bn_backward_reduce${suffix}`, reduce, { ...params, N: xw!.shape[0]! }, [d.C], { WG, E });
+    return [...sums];
+  }) as [Tensor, Tensor];
   const dx = Tensor.empty(x.shape);
   const bindings = { [vec('x')]: x, [vec('dy')]: dy, [vec('dx')]: dx, meanIn: mean, invstdIn: invstd, weight: weight ?? mean, sumDyXhat: dweight, sumDy: dbias };
-  launch('batchnorm', `bn_backward_input${suffix}`, bindings, params, groups1d(x.size / E, WG), { WG, E });
+  launch('batchnorm', `bn_backward_input${suffix}`, bindings, params, perImage(d, E, [vec('x'), vec('dy'), vec('dx')]), { WG, E });
   return { dx, dweight, dbias };
 }
 

@@ -1,7 +1,7 @@
 // The elementwise binary family (kernels/binary.wgsl): add, sub, mul, div with broadcasting as
 // in PyTorch (shapes aligned from the right; a dimension of 1 stretches).
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from '../gpu/launch.js';
+import { elementwise, groups1d, launch, type Split } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
 import { sumTo } from './reduce.js';
 import { runUnary } from './unary.js';
@@ -54,6 +54,31 @@ function params(code: number, a: readonly number[], b: readonly number[], out: r
   };
 }
 
+/**
+ * Cuts a broadcasting dispatch along the output's first dimension: operands that span it are
+ * windowed with the output, broadcast ones are bound whole (the index math sees the window as
+ * the whole output, so a broadcast operand's stride of 0 keeps it right).
+ */
+function alongFirst(p: ReturnType<typeof params>, out: readonly number[], windowed: string[]): Split {
+  const row = p.n / (out[0] ?? 1);
+  return {
+    extent: out.length === 0 ? 1 : out[0]!,
+    bindings: windowed,
+    uniforms: (w) => ({ n: w.count * row, shape: [w.count, ...p.shape.slice(1)] }),
+    groups: (count) => groups1d(count * row, WG),
+  };
+}
+
+/** Whether an operand of `shape` spans the first dimension of `out` (is not broadcast along it). */
+const spansFirst = (shape: readonly number[], out: readonly number[]): boolean => shape.length === out.length && shape[0] === out[0] && out[0] !== 1;
+
+/** Flat windows when nothing broadcasts (indices are then plain offsets), else along the first dimension. */
+function split(p: ReturnType<typeof params>, operands: readonly (readonly number[])[], out: readonly number[], outputs: string[]): Split {
+  const same = operands.every((s) => s.length === out.length && s.every((d, i) => d === out[i]));
+  if (same) return elementwise(p.n, [...outputs, 'a', 'b'], WG);
+  return alongFirst(p, out, [...outputs, ...(['a', 'b'] as const).filter((_, i) => spansFirst(operands[i]!, out))]);
+}
+
 function binaryOp(name: BinaryName, f: (u: number, v: number) => number): OpDef<NoAttrs> {
   const code = CODES[name];
   const linear = name === 'add' || name === 'sub';
@@ -65,7 +90,7 @@ function binaryOp(name: BinaryName, f: (u: number, v: number) => number): OpDef<
       const shape = broadcastShapes(a!.shape, b!.shape, name);
       const out = Tensor.empty(shape);
       const p = params(code, a!.shape, b!.shape, shape);
-      launch('binary', 'binary_forward', { out, a: a!, b: b! }, p, groups1d(p.n, WG));
+      launch('binary', 'binary_forward', { out, a: a!, b: b! }, p, split(p, [a!.shape, b!.shape], shape, ['out']));
       return { out };
     },
     backward({ grad, saved, shapes, needs }) {
@@ -78,7 +103,7 @@ function binaryOp(name: BinaryName, f: (u: number, v: number) => number): OpDef<
         else {
           full = Tensor.empty(grad.shape);
           const p = params(code, shapes[0]!, shapes[1]!, grad.shape, which);
-          launch('binary', 'binary_backward', { out: full, a: saved[0]!, b: saved[1]!, dout: grad }, p, groups1d(p.n, WG));
+          launch('binary', 'binary_backward', { out: full, a: saved[0]!, b: saved[1]!, dout: grad }, p, split(p, shapes, grad.shape, ['out', 'dout']));
         }
         const reduced = sumTo(full, shape);
         full.dispose();

@@ -4,7 +4,7 @@
 // lavapipe most of them run as kernels/conv2d_simd.wgsl instead (src/ops/conv-plan.ts).
 import { Tensor } from '../tensor.js';
 import { simdBackwardInput, simdBackwardWeight, simdForward, type ConvOptions } from './conv-plan.js';
-import { groups1d, launch } from '../gpu/launch.js';
+import { groups1d, launch, overWindows } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
 
@@ -131,8 +131,13 @@ function packWeight(weight: Tensor, g: ConvGeometry, R4: number, transposed: boo
   return { packed, blocks };
 }
 
-/** y = conv2d(x, weight) + bias. */
+/** y = conv2d(x, weight) + bias; a batch larger than one binding runs in windows of images. */
 export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions = {}): Tensor {
+  const rowBytes = 4 * g.Co * g.Ho * g.Wo;
+  return overWindows([x], [{ concat: rowBytes }], ([xw]) => [forward(xw!, weight, bias, { ...g, N: xw!.shape[0]! }, options)])[0]!;
+}
+
+function forward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions): Tensor {
   const simd = simdForward(x, weight, bias, g, options);
   if (simd) return simd;
   const R4 = channelTile(g.Co / g.groups);
@@ -147,6 +152,11 @@ export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g:
 
 /** dx of conv2d from dy (N, Co, Ho, Wo): the input-shaped gradient (plus bias: convTranspose2d). */
 export function conv2dBackwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry, bias: Tensor | null = null, options: ConvOptions = {}): Tensor {
+  const rowBytes = 4 * g.Ci * g.H * g.W;
+  return overWindows([dy], [{ concat: rowBytes }], ([dyw]) => [backwardInput(dyw!, weight, { ...g, N: dyw!.shape[0]! }, bias, options)])[0]!;
+}
+
+function backwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry, bias: Tensor | null, options: ConvOptions): Tensor {
   const simd = simdBackwardInput(dy, weight, g, bias, options);
   if (simd) return simd;
   const R4 = channelTile(g.Ci / g.groups);
@@ -159,8 +169,12 @@ export function conv2dBackwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry,
   return dx;
 }
 
-/** dweight of conv2d from x and dy, reduced over (n, oh, ow) in a fixed order. */
+/** dweight of conv2d from x and dy, reduced over (n, oh, ow) in a fixed order (windows of images added in order). */
 export function conv2dBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, options: ConvOptions = {}): Tensor {
+  return overWindows([x, dy], ['sum'], ([xw, dyw]) => [backwardWeight(xw!, dyw!, { ...g, N: xw!.shape[0]! }, options)])[0]!;
+}
+
+function backwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, options: ConvOptions): Tensor {
   const simd = simdBackwardWeight(x, dy, g, options);
   if (simd) return simd;
   const cout = g.Co / g.groups;

@@ -2,7 +2,7 @@
 // over (N, C, H, W) or (C, H, W), with PyTorch's output sizes, ceil_mode and padding rules.
 // Max pooling saves the argmax for its backward pass.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from '../gpu/launch.js';
+import { groups1d, launch, type Split } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 
 export type Pair = [number, number];
@@ -102,28 +102,33 @@ function avgParams(g: PoolGeometry, a: AvgPool2dAttrs): Record<string, number> {
   return uniforms(g, { kH, kW, strideH, strideW, padH, padW, countIncludePad: a.countIncludePad ? 1 : 0, divisorOverride: a.divisorOverride });
 }
 
+/** Cuts a pooling dispatch along its (N·C) planes; `perPlane` invocations each. */
+function planes(g: { planes: number }, bindings: string[], perPlane: number): Split {
+  return { extent: g.planes, bindings, uniforms: (w) => ({ planes: w.count }), groups: (n) => groups1d(n * perPlane, WG) };
+}
+
 function maxForward(x: Tensor, g: PoolGeometry, params: Record<string, number>): { out: Tensor; extras: Tensor[] } {
   const out = Tensor.empty(g.shape);
   const argmax = Tensor.empty(g.shape, 'int32');
-  launch('pool', 'max_pool_forward', { out, argmax, x }, params, groups1d(out.size, WG));
+  launch('pool', 'max_pool_forward', { out, argmax, x }, params, planes(g, ['out', 'argmax', 'x'], g.Ho * g.Wo));
   return { out, extras: [argmax] };
 }
 
 function maxBackward(dout: Tensor, argmax: Tensor, shape: readonly number[], params: Record<string, number>): Tensor {
   const dx = Tensor.empty(shape);
-  launch('pool', 'max_pool_backward', { dx, dout, argmaxIn: argmax }, params, groups1d(dx.size, WG));
+  launch('pool', 'max_pool_backward', { dx, dout, argmaxIn: argmax }, params, planes(params as { planes: number }, ['dx', 'dout', 'argmaxIn'], params.H! * params.W!));
   return dx;
 }
 
 function avgForward(x: Tensor, g: PoolGeometry, params: Record<string, number>): Tensor {
   const out = Tensor.empty(g.shape);
-  launch('pool', 'avg_pool_forward', { out, x }, params, groups1d(out.size, WG));
+  launch('pool', 'avg_pool_forward', { out, x }, params, planes(g, ['out', 'x'], g.Ho * g.Wo));
   return out;
 }
 
 function avgBackward(dout: Tensor, shape: readonly number[], params: Record<string, number>): Tensor {
   const dx = Tensor.empty(shape);
-  launch('pool', 'avg_pool_backward', { dx, dout }, params, groups1d(dx.size, WG));
+  launch('pool', 'avg_pool_backward', { dx, dout }, params, planes(params as { planes: number }, ['dx', 'dout'], params.H! * params.W!));
   return dx;
 }
 

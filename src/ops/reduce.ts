@@ -2,7 +2,8 @@
 // several axes are applied one axis at a time by the functional API, each a recorded op, so the
 // order of every sum is fixed.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from '../gpu/launch.js';
+import { groups1d, launch, overWindows, type Split } from '../gpu/launch.js';
+import { backend } from '../runtime.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { aroundAxis } from './reference.js';
 
@@ -17,13 +18,31 @@ function reducedShape(shape: readonly number[], axis: number): number[] {
   return shape.filter((_, d) => d !== axis);
 }
 
+/** Cuts a dispatch over (outer, reduce, inner) along outer; `bindings` hold whole outer rows. */
+function alongOuter(outer: number, bindings: string[], groups: (count: number) => [number]): Split {
+  return { extent: outer, bindings, uniforms: (w) => ({ outer: w.count }), groups };
+}
+
+/** Whether x must be cut along the reduced axis itself: its only outer row passes one binding. */
+const splitsReduce = (x: Tensor, outer: number): boolean => outer === 1 && 4 * x.size > backend().bindingLimit;
+
 /** Σ over one axis, times scale: one invocation per output, or a workgroup per output when the outputs are few and the axis long. */
 export function sumAxis(x: Tensor, axis: number, scale = 1): Tensor {
   const [outer, reduce, inner] = aroundAxis(x.shape, axis);
-  const out = Tensor.empty(reducedShape(x.shape, axis));
+  const shape = reducedShape(x.shape, axis);
+  if (splitsReduce(x, outer)) {
+    // Windows along the reduced axis add up in window order.
+    const rows = x.alias([reduce, inner]);
+    const [sum] = overWindows([rows], ['sum'], ([part]) => [sumAxis(part!, 0, scale)]);
+    rows.dispose();
+    const out = sum!.alias(shape);
+    sum!.dispose();
+    return out;
+  }
+  const out = Tensor.empty(shape);
   const params = { outer, reduce, inner, scale };
-  if (outer * inner < 2048 && reduce >= 512) launch('reduce', 'sum_wide', { out, x }, params, [outer * inner]);
-  else launch('reduce', 'sum_rows', { out, x }, params, groups1d(outer * inner, WG));
+  if (outer * inner < 2048 && reduce >= 512) launch('reduce', 'sum_wide', { out, x }, params, alongOuter(outer, ['out', 'x'], (n) => [n * inner]));
+  else launch('reduce', 'sum_rows', { out, x }, params, alongOuter(outer, ['out', 'x'], (n) => groups1d(n * inner, WG)));
   return out;
 }
 
@@ -31,7 +50,11 @@ export function sumAxis(x: Tensor, axis: number, scale = 1): Tensor {
 export function expandAxis(dout: Tensor, shape: readonly number[], axis: number, scale: number): Tensor {
   const [outer, reduce, inner] = aroundAxis(shape, axis);
   const dx = Tensor.empty(shape);
-  launch('reduce', 'expand_rows', { dx, dout }, { outer, reduce, inner, scale }, groups1d(dx.size, WG));
+  const params = { outer, reduce, inner, scale };
+  const split: Split = splitsReduce(dx, outer)
+    ? { extent: reduce, bindings: ['dx'], uniforms: (w) => ({ reduce: w.count }), groups: (n) => groups1d(n * inner, WG) }
+    : alongOuter(outer, ['dx', 'dout'], (n) => groups1d(n * reduce * inner, WG));
+  launch('reduce', 'expand_rows', { dx, dout }, params, split);
   return dx;
 }
 
@@ -108,13 +131,15 @@ export const reduceOps = {
       const [outer, reduce, inner] = aroundAxis(x!.shape, axis);
       const out = Tensor.empty(reducedShape(x!.shape, axis));
       const argmax = Tensor.empty(out.shape, 'int32');
-      launch('reduce', 'max_rows', { out, argmax, x: x! }, { outer, reduce, inner, scale: 1 }, groups1d(outer * inner, WG));
+      const split = alongOuter(outer, ['out', 'argmax', 'x'], (n) => groups1d(n * inner, WG));
+      launch('reduce', 'max_rows', { out, argmax, x: x! }, { outer, reduce, inner, scale: 1 }, split);
       return { out, extras: [argmax] };
     },
     backward({ grad, saved, shapes, attrs }) {
       const [outer, reduce, inner] = aroundAxis(shapes[0]!, attrs.axis);
       const dx = Tensor.empty(shapes[0]!);
-      launch('reduce', 'max_backward', { dx, dout: grad, argmax_in: saved[0]! }, { outer, reduce, inner, scale: 1 }, groups1d(dx.size, WG));
+      const split = alongOuter(outer, ['dx', 'dout', 'argmax_in'], (n) => groups1d(n * reduce * inner, WG));
+      launch('reduce', 'max_backward', { dx, dout: grad, argmax_in: saved[0]! }, { outer, reduce, inner, scale: 1 }, split);
       return [dx];
     },
     reference: ([x], { axis }) => refReduce(x!, axis, -Infinity, Math.max),

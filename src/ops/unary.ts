@@ -1,7 +1,7 @@
 // The elementwise unary family (kernels/unary.wgsl): neg, exp, log, sqrt, pow, relu,
 // leakyRelu, sigmoid, tanh, and affine (a·x + b, which scalar add/sub/mul/div lower to).
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from '../gpu/launch.js';
+import { elementwise, launch } from '../gpu/launch.js';
 import type { InputKind, OpCase, OpDef, RefTensor, Saved } from './op.js';
 import { mapRef } from './reference.js';
 
@@ -17,7 +17,7 @@ export interface AffineAttrs { scale: number; shift: number }
 /** out = f(x) for one of the family's functions, outside the tape. */
 export function runUnary(x: Tensor, op: keyof typeof CODES, alpha = 0, beta = 0): Tensor {
   const out = Tensor.empty(x.shape);
-  launch('unary', 'unary_forward', { out, x }, { n: x.size, op: CODES[op], alpha, beta }, groups1d(x.size, WG));
+  launch('unary', 'unary_forward', { out, x }, { n: x.size, op: CODES[op], alpha, beta }, elementwise(x.size, ['out', 'x'], WG));
   return out;
 }
 
@@ -46,7 +46,7 @@ function unaryOp<A>(
     backward({ grad, saved, attrs: a }) {
       const dx = Tensor.empty(grad.shape);
       const from = saved[0] ?? grad;
-      launch('unary', 'unary_backward', { dx, dout: grad, saved: from }, { n: grad.size, op: code, ...params(a) }, groups1d(grad.size, WG));
+      launch('unary', 'unary_backward', { dx, dout: grad, saved: from }, { n: grad.size, op: code, ...params(a) }, elementwise(grad.size, ['dx', 'dout', 'saved'], WG));
       return [dx];
     },
     reference: ([x], a): RefTensor => mapRef(x!, (v) => f(v, a)),
