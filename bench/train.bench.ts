@@ -1,9 +1,12 @@
 // Whole training steps (forward, cross-entropy, backward, plain SGD) on random images, in images/s
 // and GFLOP/s: ResNet-18 with the CIFAR stem at 32 px, RotNet's NIN-4 at 32 px and RotNet's
 // AlexNet (224 px where its fc6 weight fits the device's storage binding, else 128 px); batch 8,
-// and 128 as well on a GPU.
+// and 128 as well on a GPU. Then RotNet's default step (NIN-4, 128 images × 4 rotations of
+// 1 × 28 × 28: activations past lavapipe's 128 MiB binding, so bound in windows) with its peak
+// memory, and the cost of windows: NIN-4 at batch 128 whole, then under a 32 MiB ceiling.
 //   npm run bench:train [-- --quick] [-- --no-peers]   (npm run bench: every family)
-import { backend, F, noGrad, optim, randn, scope, tensor } from '../src/index.js';
+import { backend, F, memory, noGrad, optim, randn, scope, tensor } from '../src/index.js';
+import { formatBytes } from '../src/gpu/pool.js';
 import { Conv2d } from '../src/nn/conv.js';
 import { Linear } from '../src/nn/linear.js';
 import type { Module } from '../src/nn/module.js';
@@ -40,21 +43,30 @@ function trainingFlops(model: Module, x: Tensor): number {
   return 3 * forward;
 }
 
-async function trainStep(session: Session, name: string, model: Module, side: number, classes: number, batch: number): Promise<void> {
+async function trainStep(session: Session, name: string, model: Module, side: number, classes: number, batch: number, channels = 3, note?: () => string): Promise<void> {
   if (!session.wants(name)) {
     model.dispose();
     return;
   }
-  const x = randn([batch, 3, side, side]).keep();
+  const x = randn([batch, channels, side, side]).keep();
   const labels = tensor(Int32Array.from({ length: batch }, (_, i) => i % classes), [batch]).keep();
   const flops = trainingFlops(model, x);
   const opt = new optim.SGD(model.parameters(), { lr: LR });
-  const spec = { name, shape: `${batch}x3x${side}x${side} → ${classes} classes`, flops, images: batch, note: `plain SGD, lr ${LR}; ${FLOPS_NOTE}` };
-  await session.gpu(spec, () => {
+  const step = (): void => {
     scope(() => F.crossEntropy(model.forward(x), labels).backward());
     opt.step();
     opt.zeroGrad();
-  }, session.isSoftware ? 3 : 10);
+  };
+  let extra = '';
+  if (note) {
+    // One untimed step for the peak memory (and the pipeline compiles).
+    backend().resetPeak();
+    step();
+    await backend().sync();
+    extra = `; peak ${formatBytes(memory().peakBytesInUse)}; ${note()}`;
+  }
+  const spec = { name, shape: `${batch}x${channels}x${side}x${side} → ${classes} classes`, flops, images: batch, note: `plain SGD, lr ${LR}; ${FLOPS_NOTE}${extra}` };
+  await session.gpu(spec, step, session.isSoftware ? 3 : 10);
   opt.dispose();
   model.dispose();
   x.dispose();
@@ -66,6 +78,28 @@ function alexNetSide(): number {
   return 4 * 4096 * 256 * 6 * 6 <= backend().limits.maxStorageBufferBindingSize ? 224 : 128;
 }
 
+/** Binding windows in whole steps: RotNet's default step, and one step whole vs under a lowered ceiling. */
+async function windowedSteps(session: Session): Promise<void> {
+  const gpu = backend();
+  const nin = () => new NIN({ stages: 4, numClasses: 4, inChannels: 1 });
+  const windows = (before: number) => () => `${gpu.windowed - before} windowed launches`;
+  await trainStep(session, 'train step nin4 rotnet default 28px batch 512', nin(), 28, 4, 512, 1, windows(gpu.windowed));
+  const whole = 'train step nin4 rotnet 28px batch 128 whole';
+  await trainStep(session, whole, nin(), 28, 4, 128, 1, windows(gpu.windowed));
+  const split = 'train step nin4 rotnet 28px batch 128 split 32MiB';
+  gpu.setBindingLimit('32MiB');
+  try {
+    await trainStep(session, split, nin(), 28, 4, 128, 1, windows(gpu.windowed));
+  } finally {
+    gpu.setBindingLimit();
+  }
+  const [w, s] = [whole, split].map((name) => session.measurements.find((m) => m.name === name));
+  if (w && s) {
+    s.note += `; windows cost ${((100 * (s.ms - w.ms)) / w.ms).toFixed(1)} % over the whole step`;
+    process.stderr.write(`  ${split}: ${s.note.split('; ').at(-1)}\n`);
+  }
+}
+
 export const trainBench: Family = {
   name: 'train',
   async run(session) {
@@ -75,6 +109,7 @@ export const trainBench: Family = {
       await trainStep(session, `train step nin4 cifar batch ${batch}`, new NIN({ stages: 4, numClasses: 4 }), 32, 4, batch);
       await trainStep(session, `train step alexnet rotnet ${alexSide}px batch ${batch}`, new AlexNet({ imageSize: alexSide, numClasses: 4 }), alexSide, 4, batch);
     }
+    await windowedSteps(session);
   },
 };
 

@@ -9,7 +9,9 @@
 // Bindings
 //   out:  (n) read_write   [dropout_forward]      x:    (n) read   [dropout_forward]
 //   dx:   (n) read_write   [dropout_backward]     dout: (n) read   [dropout_backward]
-//   params: uniform Params { n, threshold, seed0, seed1, scale }
+//   params: uniform Params { n, threshold, seed0, seed1, scale, base }
+//           base: the index of the first element bound (non-zero in a binding window), so
+//           the mask depends on the element's index in the whole tensor
 //           threshold = round(p·2³²) clamped to 2³² − 1; scale = 1/(1 − p), or 0 when p = 1
 // Dispatch: 1-D, WG invocations each; ceil(n / WG) workgroups, folded into y past 65,535.
 // The hash is mirrored in src/ops/dropout.ts, whose float64 reference draws the same mask.
@@ -20,6 +22,7 @@ struct Params {
   seed0: u32,
   seed1: u32,
   scale: f32,
+  base: u32,
 }
 
 override WG: u32 = 256;
@@ -42,7 +45,7 @@ fn mix(v: u32) -> u32 {
 }
 
 fn keep_scale(i: u32) -> f32 {
-  let h = mix(mix(i ^ params.seed0) ^ params.seed1);
+  let h = mix(mix((params.base + i) ^ params.seed0) ^ params.seed1);
   return select(0.0, params.scale, h >= params.threshold);
 }
 

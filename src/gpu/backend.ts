@@ -139,6 +139,11 @@ export class Backend {
     return this.pool.snapshot();
   }
 
+  /** Starts memory().peakBytesInUse afresh, so that it reports the peak of what follows (a step). */
+  resetPeak(): void {
+    this.pool.resetPeak();
+  }
+
   /** Destroys pooled buffers that nothing uses. */
   trim(): void {
     this.pool.trim();

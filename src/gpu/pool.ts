@@ -75,6 +75,11 @@ export class BufferPool {
     this.free.clear();
   }
 
+  /** Starts a new peak from what is in use now (the peak of one step). */
+  resetPeak(): void {
+    this.stats.peakBytesInUse = this.stats.bytesInUse;
+  }
+
   snapshot(): PoolStats {
     return { ...this.stats };
   }

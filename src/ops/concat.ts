@@ -2,6 +2,7 @@
 // dimensions but `dim`. The gradient of each part is its slice of the output's gradient.
 import { Tensor } from '../tensor.js';
 import { groups1d, launch } from '../gpu/launch.js';
+import type { Window } from '../gpu/windows.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { aroundAxis } from './reference.js';
 
@@ -31,7 +32,9 @@ export function catShape(shapes: readonly (readonly number[])[], dim: number): n
 }
 
 function launchPart(entry: 'concat_copy' | 'concat_slice', bindings: Record<string, Tensor>, outer: number, rows: number, total: number, offset: number): void {
-  launch('concat', entry, bindings, { outer, rows, total, offset }, groups1d(outer * Math.ceil(rows / E), WG), { WG, E });
+  // Windows along outer: whole rows of both the part and the output.
+  const split = { extent: outer, bindings: Object.keys(bindings), uniforms: (w: Window) => ({ outer: w.count }), groups: (n: number) => groups1d(n * Math.ceil(rows / E), WG) };
+  launch('concat', entry, bindings, { outer, rows, total, offset }, split, { WG, E });
 }
 
 export function catForward(parts: readonly Tensor[], dim: number): Tensor {

@@ -46,7 +46,8 @@ export function dropoutScale(i: number, attrs: DropoutAttrs): number {
 function run(entry: 'dropout_forward' | 'dropout_backward', input: Tensor, attrs: DropoutAttrs): Tensor {
   const result = Tensor.empty(input.shape);
   const bindings: Record<string, Tensor> = entry === 'dropout_forward' ? { out: result, x: input } : { dx: result, dout: input };
-  launch('dropout', entry, bindings, uniforms(input.size, attrs), groups1d(input.size, WG));
+  const names = Object.keys(bindings);
+  launch('dropout', entry, bindings, uniforms(input.size, attrs), { extent: input.size, bindings: names, uniforms: (w) => ({ n: w.count, base: w.start }), groups: (n) => groups1d(n, WG) });
   return result;
 }
 

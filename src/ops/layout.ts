@@ -1,7 +1,7 @@
 // Layout ops (kernels/fill.wgsl): constant fills and the materialised transpose of the last
 // two dimensions. Reshape needs no kernel; it lives in functional.ts as a view.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from '../gpu/launch.js';
+import { elementwise, groups1d, launch } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
 
 const WG = 256;
@@ -12,7 +12,7 @@ export interface NoAttrs {}
 export function filled(shape: readonly number[], value: number, dtype: Tensor['dtype'] = 'float32'): Tensor {
   const out = Tensor.empty(shape, dtype);
   if (dtype === 'int32' && value !== 0) throw new Error('full: int32 tensors can only be zero-filled on the GPU; use tensor() for other values');
-  launch('fill', 'fill', { out }, { n: out.size, rows: 0, cols: 0, value }, groups1d(out.size, WG));
+  launch('fill', 'fill', { out }, { n: out.size, rows: 0, cols: 0, value }, elementwise(out.size, ['out'], WG));
   return out;
 }
 
@@ -27,7 +27,10 @@ export function transposeLast2(x: Tensor): Tensor {
   const rows = x.shape[x.ndim - 2]!;
   const cols = x.shape[x.ndim - 1]!;
   const out = Tensor.empty([...x.shape.slice(0, -2), cols, rows]);
-  launch('fill', 'transpose_last2', { out, x }, { n: x.size, rows, cols, value: 0 }, groups1d(x.size, WG));
+  // Windows along the leading (batch) dimensions: whole matrices.
+  const plane = rows * cols;
+  const split = { extent: x.size / Math.max(1, plane), bindings: ['out', 'x'], uniforms: (w: { count: number }) => ({ n: w.count * plane }), groups: (b: number) => groups1d(b * plane, WG) };
+  launch('fill', 'transpose_last2', { out, x }, { n: x.size, rows, cols, value: 0 }, split);
   return out;
 }
 

@@ -1,7 +1,7 @@
 // The loss family (kernels/losses.wgsl): crossEntropy with integer labels, binary cross-entropy
 // on probabilities and on logits, all with PyTorch's default mean reduction; and top-k accuracy.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from '../gpu/launch.js';
+import { groups1d, launch, type Split } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
 
@@ -9,6 +9,11 @@ const WG = 64;
 
 export interface NoAttrs {}
 export interface TopKAttrs { k: number }
+
+/** Cuts a loss dispatch along its rows (samples); `perRow` invocations each. The scalar dout is bound whole. */
+function byRows(rows: number, perRow: number, bindings: string[]): Split {
+  return { extent: rows, bindings, uniforms: (w) => ({ rows: w.count }), groups: (n) => groups1d(n * perRow, WG) };
+}
 
 function checkLogitsAndLabels(op: string, logits: Tensor, labels: Tensor): [number, number] {
   if (logits.ndim !== 2) throw new Error(`${op}: logits must be (N, C), got [${logits.shape.join(', ')}]`);
@@ -46,7 +51,7 @@ function bceOp(logits: boolean): OpDef<NoAttrs> {
         throw new Error(`${name}: input [${x!.shape.join(', ')}] and target [${target!.shape.join(', ')}] differ in shape`);
       }
       const loss = Tensor.empty([x!.size]);
-      launch('losses', 'bce_forward', { loss, x: x!, targets: target! }, { rows: x!.size, classes: 1, k: 0, logits: flag, scale: 1 }, groups1d(x!.size, WG));
+      launch('losses', 'bce_forward', { loss, x: x!, targets: target! }, { rows: x!.size, classes: 1, k: 0, logits: flag, scale: 1 }, byRows(x!.size, 1, ['loss', 'x', 'targets']));
       return { out: meanOf(loss) };
     },
     backward({ grad, saved, needs }) {
@@ -57,7 +62,7 @@ function bceOp(logits: boolean): OpDef<NoAttrs> {
         const d = Tensor.empty(x!.shape);
         const bindings: Record<string, Tensor> = { dx: d, dout: grad, x: x! };
         if (i === 0) bindings.targets = target!;
-        launch('losses', entry, bindings, params, groups1d(x!.size, WG));
+        launch('losses', entry, bindings, params, byRows(x!.size, 1, Object.keys(bindings).filter((b) => b !== 'dout')));
         return d;
       });
     },
@@ -91,7 +96,7 @@ export const lossOps = {
       const [rows, classes] = checkLogitsAndLabels('crossEntropy', logits!, labels!);
       const loss = Tensor.empty([rows]);
       const lse = Tensor.empty([rows]);
-      launch('losses', 'cross_entropy_forward', { loss, lse, x: logits!, label: labels! }, { rows, classes, k: 0, logits: 1, scale: 1 }, groups1d(rows, WG));
+      launch('losses', 'cross_entropy_forward', { loss, lse, x: logits!, label: labels! }, { rows, classes, k: 0, logits: 1, scale: 1 }, byRows(rows, 1, ['loss', 'lse', 'x', 'label']));
       return { out: meanOf(loss), extras: [lse] };
     },
     backward({ grad, saved }) {
@@ -99,7 +104,7 @@ export const lossOps = {
       const [rows, classes] = [logits!.shape[0]!, logits!.shape[1]!];
       const dx = Tensor.empty(logits!.shape);
       const params = { rows, classes, k: 0, logits: 1, scale: 1 / rows };
-      launch('losses', 'cross_entropy_backward', { dx, dout: grad, x: logits!, label: labels!, lse_in: lse! }, params, groups1d(rows * classes, WG));
+      launch('losses', 'cross_entropy_backward', { dx, dout: grad, x: logits!, label: labels!, lse_in: lse! }, params, byRows(rows, classes, ['dx', 'x', 'label', 'lse_in']));
       return [dx, null];
     },
     reference([x, labels]) {
@@ -129,7 +134,7 @@ export const lossOps = {
     forward([logits, labels], { k }) {
       const [rows, classes] = checkLogitsAndLabels('topkAccuracy', logits!, labels!);
       const hits = Tensor.empty([rows]);
-      launch('losses', 'topk_correct', { loss: hits, x: logits!, label: labels! }, { rows, classes, k, logits: 1, scale: 1 }, groups1d(rows, WG));
+      launch('losses', 'topk_correct', { loss: hits, x: logits!, label: labels! }, { rows, classes, k, logits: 1, scale: 1 }, byRows(rows, 1, ['loss', 'x', 'label']));
       return { out: meanOf(hits) };
     },
     backward: 'none',

@@ -3,7 +3,7 @@
 import type { Backend } from '../gpu/backend.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
-import { launch } from '../gpu/launch.js';
+import { launch, overWindows } from '../gpu/launch.js';
 import { planMatmul, type MatmulOptions, type MatmulPlan, type MatmulTarget, type SimdPlan } from './matmul-plan.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
@@ -107,8 +107,35 @@ export function matmulPlanFor(a: readonly number[], b: readonly number[], attrs:
   return plan(dims(a, b, attrs), backend(), options);
 }
 
-/** out = op(a)·op(b), outside the tape. `options` pins the kernel (tests and benchmarks). */
+/**
+ * out = op(a)·op(b), outside the tape. `options` pins the kernel (tests and benchmarks). Past the
+ * binding ceiling the work runs in windows of out's rows: along the rows of a stored a when b is
+ * one matrix, else along the batch when both operands have it. A transposed a or a single matrix
+ * b larger than one binding is not cut, and the dispatch names it.
+ */
 export function runMatmul(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: MatmulOptions = {}): Tensor {
+  const d = dims(a.shape, b.shape, attrs);
+  const shape = [...d.batchShape, d.M, d.N];
+  let windowed: Tensor | undefined;
+  if (!attrs.transposeA && d.strideB === 0) {
+    const rows = a.alias([d.batch * d.M, d.K]);
+    windowed = overWindows([rows], [{ concat: 4 * d.N }], ([part]) => [whole(part!, b, attrs, options)])[0]!;
+    rows.dispose();
+  } else if (d.strideA !== 0 && d.strideB !== 0) {
+    const [ra, ca] = a.shape.slice(-2) as [number, number];
+    const [rb, cb] = b.shape.slice(-2) as [number, number];
+    const [a3, b3] = [a.alias([d.batch, ra, ca]), b.alias([d.batch, rb, cb])];
+    windowed = overWindows([a3, b3], [{ concat: 4 * d.M * d.N }], ([pa, pb]) => [whole(pa!, pb!, attrs, options)])[0]!;
+    a3.dispose();
+    b3.dispose();
+  }
+  if (!windowed) return whole(a, b, attrs, options);
+  const out = windowed.alias(shape);
+  windowed.dispose();
+  return out;
+}
+
+function whole(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: MatmulOptions): Tensor {
   const d = dims(a.shape, b.shape, attrs);
   const out = Tensor.empty([...d.batchShape, d.M, d.N]);
   const gpu = backend();

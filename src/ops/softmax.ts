@@ -1,6 +1,6 @@
 // The softmax family (kernels/softmax.wgsl): softmax and logSoftmax along one axis.
 import { Tensor } from '../tensor.js';
-import { groups1d, launch } from '../gpu/launch.js';
+import { groups1d, launch, type Split } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import type { AxisAttrs } from './reduce.js';
 import { aroundAxis } from './reference.js';
@@ -15,13 +15,13 @@ function softmaxOp(log: boolean): OpDef<AxisAttrs> {
     forward([x], { axis }) {
       const [outer, classes, inner] = aroundAxis(x!.shape, axis);
       const y = Tensor.empty(x!.shape);
-      launch('softmax', 'softmax_forward', { y, x: x! }, { outer, classes, inner, log: flag }, groups1d(outer * inner, WG));
+      launch('softmax', 'softmax_forward', { y, x: x! }, { outer, classes, inner, log: flag }, alongOuter(outer, inner, ['y', 'x']));
       return { out: y };
     },
     backward({ grad, saved, attrs }) {
       const [outer, classes, inner] = aroundAxis(grad.shape, attrs.axis);
       const dx = Tensor.empty(grad.shape);
-      launch('softmax', 'softmax_backward', { dx, dout: grad, y_in: saved[0]! }, { outer, classes, inner, log: flag }, groups1d(outer * inner, WG));
+      launch('softmax', 'softmax_backward', { dx, dout: grad, y_in: saved[0]! }, { outer, classes, inner, log: flag }, alongOuter(outer, inner, ['dx', 'dout', 'y_in']));
       return [dx];
     },
     reference([x], { axis }): RefTensor {
@@ -52,6 +52,11 @@ function softmaxOp(log: boolean): OpDef<AxisAttrs> {
     tolerance: { rtol: 1e-5, atol: 1e-6 },
     gradTolerance: { rtol: 1e-3, atol: 1e-4 },
   };
+}
+
+/** Cuts a dispatch over (outer, C, inner) rows along outer. */
+function alongOuter(outer: number, inner: number, bindings: string[]): Split {
+  return { extent: outer, bindings, uniforms: (w) => ({ outer: w.count }), groups: (n) => groups1d(n * inner, WG) };
 }
 
 export const softmaxOps = {
