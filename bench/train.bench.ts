@@ -95,7 +95,7 @@ async function windowedSteps(session: Session): Promise<void> {
   }
   const [w, s] = [whole, split].map((name) => session.measurements.find((m) => m.name === name));
   if (w && s) {
-    s.note += `; windows cost ${((100 * (s.ms - w.ms)) / w.ms).toFixed(1)} % over the whole step`;
+    s.note = `${s.note ?? ''}; windows cost ${((100 * (s.ms - w.ms)) / w.ms).toFixed(1)} % over the whole step`;
     process.stderr.write(`  ${split}: ${s.note.split('; ').at(-1)}\n`);
   }
 }
