@@ -19,6 +19,17 @@ export function backend(): Backend {
   return current;
 }
 
+/**
+ * The most GPU memory in use (MiB) since the last call, then starts a new peak: a training
+ * loop calls it once per report for the step's peak (metrics.jsonl's peakMemoryMiB).
+ */
+export function takePeakMiB(): number {
+  const gpu = backend();
+  const peak = gpu.memory().peakBytesInUse;
+  gpu.resetPeak();
+  return Number((peak / 2 ** 20).toFixed(1));
+}
+
 /** Waits for queued GPU work, surfacing any error it raised. */
 export async function sync(): Promise<void> {
   await backend().sync();

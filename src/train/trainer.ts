@@ -4,6 +4,7 @@
 // --maxIters steps or on Ctrl-C, epoch metrics as JSON lines and their curves as a PNG.
 import { writeFileAtomicSync } from '../atomic-file.js';
 import type { Tensor } from '../tensor.js';
+import { takePeakMiB } from '../runtime.js';
 import { Meter } from './meter.js';
 import { plotPng, type Panel } from './png.js';
 import type { Run } from './run.js';
@@ -103,7 +104,7 @@ export class Trainer {
     const imagesPerSecond = this.images / Math.max(seconds, 1e-9);
     this.lastReport = values;
     this.showProgress(imagesPerSecond);
-    this.run.metric({ kind: 'step', epoch: this.epoch + 1, step: this.step, ...values, imagesPerSecond: Number(imagesPerSecond.toFixed(2)) });
+    this.run.metric({ kind: 'step', epoch: this.epoch + 1, step: this.step, ...values, imagesPerSecond: Number(imagesPerSecond.toFixed(2)), peakMemoryMiB: takePeakMiB() });
     this.images = 0;
     this.reportedAt = performance.now();
   }

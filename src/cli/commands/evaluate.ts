@@ -5,6 +5,7 @@ import type { Dataset } from '../../data/dataset.js';
 import { DataLoader } from '../../data/loader.js';
 import { Generator } from '../../random.js';
 import { openSplits } from '../../train/data.js';
+import { inferenceBatch } from '../../train/inference-batch.js';
 import { predict } from '../../train/evaluate.js';
 import { loadClassifier } from '../teacher.js';
 import { UsageError } from '../args.js';
@@ -38,7 +39,7 @@ export const evaluateCommand = defineCommand(
       net: { type: 'string', multiple: true, help: 'a classifier checkpoint; give it several times for an ensemble' },
       dataroot: { type: 'string', help: 'labeled images (as the training commands take them); the built-in set when left out' },
       split: { type: 'string', default: 'test', choices: ['test', 'train'], help: 'which split to score' },
-      batchSize: { type: 'int', default: 256, help: 'images per batch' },
+      batchSize: { type: 'int', default: 0, help: 'images per batch (0: as many as the memory budget holds, DAWNET_MEMORY)' },
     },
     epilog: 'Example: npm run evaluate -- --net runs/finetune/net_best.safetensors --net runs/supervised/net_best.safetensors',
   },
@@ -58,7 +59,8 @@ export const evaluateCommand = defineCommand(
           data ??= a.split === 'test' ? splits.test : splits.train;
           checkDataMatches(spec, data, net);
           if (data.classes.length !== spec.numClasses) throw new UsageError(`${net} has ${spec.numClasses} classes, the data ${data.classes.length}`);
-          const loader = new DataLoader(data, { batchSize: a.batchSize, generator: new Generator(0), transform: { normalize: spec.normalize } });
+          const batchSize = a.batchSize || inferenceBatch(model, [spec.inChannels, spec.imageSize, spec.imageSize]);
+          const loader = new DataLoader(data, { batchSize, generator: new Generator(0), transform: { normalize: spec.normalize } });
           const out = await predict(loader, (x) => model.forward(x));
           classes = out.classes;
           labels = Int32Array.from(out.indices, (i) => data!.labels[i]!);

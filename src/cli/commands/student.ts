@@ -10,6 +10,7 @@ import { resolveResume } from '../../train/checkpoints.js';
 import { channelStats, labeledSplit, openSplits, Relabeled } from '../../train/data.js';
 import { predict, type Accuracy } from '../../train/evaluate.js';
 import { fitClassifier } from '../../train/fit.js';
+import { inferenceBatch } from '../../train/inference-batch.js';
 import { freezeThrough } from '../../train/freeze.js';
 import { writeFileAtomicSync } from '../../atomic-file.js';
 import { Run } from '../../train/run.js';
@@ -67,7 +68,8 @@ export const student = defineCommand(
         try {
           checkDataMatches(spec, unlabeled, `train:student: the teacher ${a.teacher}`);
           if (spec.numClasses !== classes.length) throw new UsageError(`the teacher has ${spec.numClasses} classes, --dataroot ${classes.length}`);
-          const loader = new DataLoader(unlabeled, { batchSize: 256, generator: new Generator(0), transform: { normalize: spec.normalize } });
+          const batchSize = inferenceBatch(teacher, [spec.inChannels, spec.imageSize, spec.imageSize]);
+          const loader = new DataLoader(unlabeled, { batchSize, generator: new Generator(0), transform: { normalize: spec.normalize } });
           const { probs, indices } = await predict(loader, (x) => teacher.forward(x));
           const picked = selectPseudoLabels(probs, classes.length, a.topK, a.topP);
           chosen = { rows: Int32Array.from(picked.rows, (r) => indices[r]!), labels: picked.labels };
