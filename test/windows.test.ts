@@ -183,16 +183,19 @@ async function expectStepSplitMatches(ceiling: number, make: () => Module, shape
   const before = backend().windowed;
   const split = await underCeiling(ceiling, () => trainingStep(make, x, labels));
   expect(backend().windowed).toBeGreaterThan(before);
-  // Batch statistics and weight gradients are sums over the batch, added window by window.
-  split.forEach((s, i) => expect(s).toBeAllClose(whole[i]!, { rtol: 1e-4, atol: 1e-5 }));
+  // Batch statistics and weight gradients are sums over the batch, added window by window: the
+  // loss moves by float32 rounding, but a ReLU whose input sits that close to 0 flips, which moves
+  // a gradient by one element's share (seen up to 7e-4 in ResNet-18's stem, 7e-5 after lr 0.1).
+  expect(split[0]!).toBeAllClose(whole[0]!, { rtol: 1e-5, atol: 1e-6 });
+  split.forEach((s, i) => expect(s).toBeAllClose(whole[i]!, { rtol: 1e-3, atol: 2e-4 }));
 }
 
 describe('a whole training step split along the batch equals the unsplit step', () => {
   it('NIN-4, 32 images of 16×16, under a 2 MiB ceiling (its largest weight is 1.8 MiB)', async () => {
     await expectStepSplitMatches(2 * 2 ** 20, () => new NIN({ stages: 4, generator: new Generator(1) }), [32, 3, 16, 16]);
-  });
+  }, 600_000);
 
   it('ResNet-18, 168 images of 32×32, under a 10 MiB ceiling (its largest weight is 9 MiB)', async () => {
     await expectStepSplitMatches(10 * 2 ** 20, () => resnet18({ numClasses: 4, generator: new Generator(1) }), [168, 3, 32, 32]);
-  });
+  }, 600_000);
 });
