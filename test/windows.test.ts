@@ -15,11 +15,12 @@ import { sampleInput } from './helpers.js';
  * the row's tolerance rather than bit for bit: a reduction over the split dimension (the batch
  * for conv2d's weight gradient and batch normalisation's statistics; the reduced axis for sums
  * over one long row, which includes a broadcast operand's gradient in add/sub/mul/div and the
- * losses' mean over samples) becomes a sum of per-window sums.
+ * losses' mean over samples) becomes a sum of per-window sums; a matmul whose b passes the
+ * ceiling adds its products over windows of K, or runs as (b·aᵀ)ᵀ with another tiling.
  */
 const REORDERED = new Set([
   'conv2d', 'convTranspose2d', 'batchNorm', 'batchNormEval', 'sum', 'mean', 'add', 'sub', 'mul', 'div',
-  'crossEntropy', 'binaryCrossEntropy', 'binaryCrossEntropyWithLogits', 'topkAccuracy',
+  'crossEntropy', 'binaryCrossEntropy', 'binaryCrossEntropyWithLogits', 'topkAccuracy', 'matmul',
 ]);
 const SMALLEST = 256;
 

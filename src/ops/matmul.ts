@@ -6,6 +6,7 @@ import { Tensor } from '../tensor.js';
 import { launch, overWindows } from '../gpu/launch.js';
 import { planMatmul, type MatmulOptions, type MatmulPlan, type MatmulTarget, type SimdPlan } from './matmul-plan.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
+import { transposeLast2 } from './layout.js';
 import { sumAxis } from './reduce.js';
 
 export interface MatmulAttrs {
@@ -115,6 +116,10 @@ export function matmulPlanFor(a: readonly number[], b: readonly number[], attrs:
  */
 export function runMatmul(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: MatmulOptions = {}): Tensor {
   const d = dims(a.shape, b.shape, attrs);
+  if (a.ndim === 2 && b.ndim === 2) {
+    const planned = largeMatrices(a, b, attrs, d, options);
+    if (planned) return planned;
+  }
   const shape = [...d.batchShape, d.M, d.N];
   let windowed: Tensor | undefined;
   if (!attrs.transposeA && d.strideB === 0) {
@@ -133,6 +138,36 @@ export function runMatmul(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: Mat
   const out = windowed.alias(shape);
   windowed.dispose();
   return out;
+}
+
+/**
+ * Two matrices where b, or a transposed a, or the output passes one binding (a linear layer's
+ * weight such as RotNet AlexNet's 144 MiB fc6, and its gradient), rewritten so that the large
+ * matrix is cut along its stored rows: a·bᵀ = (b·aᵀ)ᵀ; a·b = Σ over windows k of a[:, k]·b[k, :]
+ * (added in window order); aᵀ·b from a materialised aᵀ. Null when none of these is needed.
+ */
+function largeMatrices(a: Tensor, b: Tensor, attrs: MatmulAttrs, d: Dims, options: MatmulOptions): Tensor | null {
+  const limit = backend().bindingLimit;
+  const large = (elements: number): boolean => 4 * elements > limit;
+  if (large(b.size) && attrs.transposeB && !large(a.size)) {
+    const outT = runMatmul(b, a, { transposeA: false, transposeB: !attrs.transposeA }, options);
+    const out = transposeLast2(outT);
+    outT.dispose();
+    return out;
+  }
+  if (large(b.size) && !attrs.transposeB) {
+    const aT = attrs.transposeA ? a.alias() : transposeLast2(a);
+    const [out] = overWindows([aT, b], ['sum'], ([pa, pb]) => [runMatmul(pa!, pb!, { transposeA: true, transposeB: false }, options)]);
+    aT.dispose();
+    return out!;
+  }
+  if (attrs.transposeA && (large(a.size) || large(d.M * d.N))) {
+    const aT = transposeLast2(a);
+    const out = runMatmul(aT, b, { transposeA: false, transposeB: attrs.transposeB }, options);
+    aT.dispose();
+    return out;
+  }
+  return null;
 }
 
 function whole(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: MatmulOptions): Tensor {

@@ -9,6 +9,7 @@
 // from the textbook formula in the last bit; the documented formula is what runs here.)
 import type { Uniforms } from '../gpu/backend.js';
 import { launch } from '../gpu/launch.js';
+import { runGrid } from './arena.js';
 import type { Tensor } from '../tensor.js';
 import { checkHyper, Optimizer, type ArenaOptions, type Chunk, type ParamGroup, type ParamState, type ParamsInput, type Run } from './optimizer.js';
 
@@ -73,7 +74,7 @@ abstract class AdamFamily extends Optimizer<AdamHyperparameters> {
       bias_correction2_sqrt: Math.sqrt(1 - beta2 ** t),
     };
     const bindings = { ...this.bindings(chunk), exp_avg: this.slotView(chunk, 'exp_avg'), exp_avg_sq: this.slotView(chunk, 'exp_avg_sq') };
-    launch('optim', 'adam_step', bindings, uniforms, [Math.ceil(run.count / 256)]);
+    launch('optim', 'adam_step', bindings, uniforms, runGrid(chunk, run, ['param', 'grad', 'exp_avg', 'exp_avg_sq']));
   }
 }
 

@@ -3,6 +3,7 @@
 // offset (minStorageBufferOffsetAlignment) with zero padding, and gradient and state arenas of
 // the same layout, so one dispatch updates a chunk in place.
 import type { BufferView } from '../gpu/backend.js';
+import type { Grid, Split } from '../gpu/launch.js';
 import { backend } from '../runtime.js';
 import { storageFor, type Tensor } from '../tensor.js';
 
@@ -58,7 +59,7 @@ export function buildArenas(groups: readonly (readonly Tensor[])[], limitBytes: 
     };
     for (const param of params) {
       const padded = Math.ceil(Math.max(1, param.size) / ALIGN) * ALIGN;
-      if (padded * 4 > limitBytes) throw new Error(`${label}: a parameter ${param} does not fit an arena of ${limitBytes} bytes (the storage binding limit)`);
+      // A parameter larger than the limit gets a chunk of its own, updated in binding windows (runGrid).
       if ((used + padded) * 4 > limitBytes) close();
       pending.push({ param, index: index++, offset: used, size: param.size });
       used += padded;
@@ -81,6 +82,25 @@ function buildChunk(segments: Segment[], elements: number, label: string): Chunk
 }
 
 /** The whole of one of a chunk's arenas, for binding. */
+/**
+ * The grid of an update over `run`, or, for a chunk larger than one binding (a parameter larger
+ * than the binding ceiling), windows of the chunk's `bindings` with the run's start and count
+ * clipped to each window.
+ */
+export function runGrid(chunk: Chunk, run: { start: number; count: number }, bindings: readonly string[]): Grid | Split {
+  if (chunk.elements * 4 <= backend().bindingLimit) return [Math.ceil(run.count / 256)];
+  const end = run.start + run.count;
+  return {
+    extent: chunk.elements,
+    bindings,
+    uniforms: (w) => {
+      const lo = Math.max(run.start, w.start);
+      return { start: lo - w.start, count: Math.max(0, Math.min(end, w.start + w.count) - lo) };
+    },
+    groups: (n) => [Math.ceil(n / 256)],
+  };
+}
+
 export function arenaView(chunk: Chunk, buffer: GPUBuffer): BufferView {
   return { buffer, offset: 0, size: chunk.elements * 4 };
 }

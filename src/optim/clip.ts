@@ -7,7 +7,7 @@ import type { BufferView } from '../gpu/backend.js';
 import { launch } from '../gpu/launch.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
-import { arenaView, type Chunk } from './arena.js';
+import { arenaView, runGrid, type Chunk } from './arena.js';
 
 /** Elements one workgroup of grad_norm_partial sums (ITEMS · WG in kernels/optim.wgsl). */
 const PER_WORKGROUP = 8 * 256;
@@ -38,7 +38,7 @@ export class GradNorm {
       // The arena still holds an older gradient where .grad is null: count it as zero, as
       // PyTorch skips None gradients.
       for (const s of chunk.segments) {
-        if (!s.param.grad && s.size > 0) launch('optim', 'grad_zero', { grad_rw: grad }, { start: s.offset, count: s.size }, [Math.ceil(s.size / 256)]);
+        if (!s.param.grad && s.size > 0) launch('optim', 'grad_zero', { grad_rw: grad }, { start: s.offset, count: s.size }, runGrid(chunk, { start: s.offset, count: s.size }, ['grad_rw']));
       }
       const groups = Math.ceil(chunk.elements / PER_WORKGROUP);
       launch('optim', 'grad_norm_partial', { grad, partials }, { count: chunk.elements, partial_offset: offset }, [groups]);

@@ -6,6 +6,7 @@
 //   p = p − lr·d
 import type { Uniforms } from '../gpu/backend.js';
 import { launch } from '../gpu/launch.js';
+import { runGrid } from './arena.js';
 import type { Tensor } from '../tensor.js';
 import { checkHyper, Optimizer, type ArenaOptions, type Chunk, type ParamGroup, type ParamState, type ParamsInput, type Run } from './optimizer.js';
 
@@ -64,9 +65,8 @@ export class SGD extends Optimizer<SGDHyperparameters> {
 
   protected update(group: ParamGroup<SGDHyperparameters>, chunk: Chunk, run: Run, common: Uniforms): void {
     const uniforms: Uniforms = { ...common, start: run.start, count: run.count, lr: group.lr, weight_decay: group.weightDecay };
-    const grid: [number] = [Math.ceil(run.count / 256)];
     if (group.momentum === 0) {
-      launch('optim', 'sgd_step_plain', this.bindings(chunk), uniforms, grid);
+      launch('optim', 'sgd_step_plain', this.bindings(chunk), uniforms, runGrid(chunk, run, ['param', 'grad']));
       return;
     }
     Object.assign(uniforms, {
@@ -75,6 +75,6 @@ export class SGD extends Optimizer<SGDHyperparameters> {
       nesterov: group.nesterov,
       first: run.key === 0,
     });
-    launch('optim', 'sgd_step', { ...this.bindings(chunk), momentum_buf: this.slotView(chunk, MOMENTUM) }, uniforms, grid);
+    launch('optim', 'sgd_step', { ...this.bindings(chunk), momentum_buf: this.slotView(chunk, MOMENTUM) }, uniforms, runGrid(chunk, run, ['param', 'grad', 'momentum_buf']));
   }
 }
