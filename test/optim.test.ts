@@ -332,7 +332,10 @@ describe('arenas split past the binding limit', () => {
       bufs = p.map((pi, i) => sgdReference(pi, grads[i]!.map((x) => x * coef), bufs[i]!, { lr: 0.1, momentum: 0.9, weightDecay: 0.01 }));
       await expectParams(params, p);
     }
-    expect(() => new optim.Adam([tensor(new Float32Array(200), [200]).keep()], { arenaBytes: 512 })).toThrow(/does not fit/);
+    // A parameter larger than the arena gets a chunk of its own (larger than a binding: updated in windows).
+    const big = tensor(new Float32Array(200), [200]).keep();
+    new optim.Adam([big], { arenaBytes: 512 }).dispose();
+    big.dispose();
     opt.dispose();
     dispose(params);
   });

@@ -200,3 +200,29 @@ describe('a whole training step split along the batch equals the unsplit step', 
     await expectStepSplitMatches(10 * 2 ** 20, () => resnet18({ numClasses: 4, generator: new Generator(1) }), [168, 3, 32, 32]);
   }, 600_000);
 });
+
+describe('optimizer arenas past the binding ceiling', () => {
+  it('SGD with momentum updates a parameter larger than one binding in windows, as it does whole', async () => {
+    const values = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i));
+    const grads = Float32Array.from({ length: 1000 }, (_, i) => Math.cos(3 * i));
+    const steps = async (): Promise<Float32Array> => {
+      const p = tensor(values, [10, 100], { requiresGrad: true }).keep();
+      const opt = new optim.SGD([p], { lr: 0.1, momentum: 0.9, weightDecay: 0.01 });
+      for (let i = 0; i < 2; i++) {
+        p.grad = tensor(grads, [10, 100]).keep();
+        opt.step();
+        p.grad.dispose();
+        p.grad = null;
+      }
+      const out = new Float32Array(await p.toArray());
+      opt.dispose();
+      p.dispose();
+      return out;
+    };
+    const whole = await steps();
+    const before = backend().windowed;
+    const split = await underCeiling(1024, steps);
+    expect(backend().windowed).toBeGreaterThan(before);
+    expect(Array.from(split)).toEqual(Array.from(whole));
+  });
+});
