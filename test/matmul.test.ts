@@ -74,7 +74,7 @@ function label(c: Case): string {
 // a software adapter, CI's, it must be chosen, so these tests always run there.
 const simdAdapter = (): boolean => backend().isSoftware;
 
-for (const path of ['tiled', 'simd'] as const) {
+for (const path of ['tiled', 'simd', 'gemm'] as const) {
   describe(`matmul, ${path} path`, () => {
     CASES.forEach((c, index) => {
       it(`matches the float64 reference: ${label(c)}`, async (context) => {

@@ -5,6 +5,7 @@
 // is uploaded once per submit.
 import { openDevice, type DeviceOptions, type OpenedDevice } from './device.js';
 import { bindingCeiling } from './windows.js';
+import { capabilitiesOf, kernelChoice, simdCapable, type DeviceCapabilities, type KernelChoice } from './capabilities.js';
 import { KernelLibrary, type Kernel, type Overrides } from './kernels.js';
 import { BufferPool, formatBytes, type PoolStats } from './pool.js';
 
@@ -64,8 +65,12 @@ export class Backend {
    * DAWNET_MAX_BINDING / init({ maxBinding }) lowers it. Larger tensors are bound in windows.
    */
   bindingLimit: number;
+  /** What the device offers, as data for the planners (src/gpu/capabilities.ts). */
+  readonly caps: DeviceCapabilities;
   /** Whether the SIMD kernels (kernels/*_simd.wgsl) apply: a CPU adapter with 8-lane subgroups. */
   readonly simd: boolean;
+  /** The planners' kernel choice: DAWNET_KERNELS=gemm forces the GPU kernels everywhere. */
+  readonly kernelChoice: KernelChoice = kernelChoice();
   private readonly textures = new Map<string, GPUTexture>();
   readonly kernels: KernelLibrary;
   private readonly pool: BufferPool;
@@ -96,8 +101,8 @@ export class Backend {
     this.isSoftware = opened.isSoftware;
     this.limits = opened.device.limits;
     this.bindingLimit = bindingCeiling(this.limits, maxBinding);
-    const info = opened.device.adapterInfo;
-    this.simd = this.isSoftware && opened.device.features.has('subgroups') && info.subgroupMinSize === 8 && info.subgroupMaxSize === 8;
+    this.caps = capabilitiesOf(opened.device, opened.adapterName, opened.isSoftware);
+    this.simd = simdCapable(this.caps);
     this.kernels = new KernelLibrary(this.device);
     this.pool = new BufferPool(this.device, this.limits.maxBufferSize);
     this.uniformGpu = this.device.createBuffer({

@@ -62,8 +62,9 @@ export async function openDevice(options: DeviceOptions = {}): Promise<OpenedDev
   const limits = adapter.limits;
   const device = await adapter.requestDevice({
     label: 'dawnet',
-    // Subgroup operations let CPU adapters move values between SIMD lanes (kernels/matmul_simd.wgsl).
-    requiredFeatures: adapter.features.has('subgroups') ? ['subgroups' as GPUFeatureName] : [],
+    // Subgroup operations let CPU adapters move values between SIMD lanes (kernels/matmul_simd.wgsl);
+    // f16 and timestamps are asked for where offered, so that the capabilities record shows them.
+    requiredFeatures: (['subgroups', 'shader-f16', 'timestamp-query'] as GPUFeatureName[]).filter((f) => adapter.features.has(f)),
     requiredLimits: {
       maxBufferSize: limits.maxBufferSize,
       maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,

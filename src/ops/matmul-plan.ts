@@ -1,6 +1,8 @@
-// Chooses how a matmul runs: the SIMD path (kernels/matmul_simd.wgsl: operands packed into
-// textures, 8-lane subgroups) on CPU adapters that support it, the tiled workgroup-memory
-// kernel (kernels/matmul.wgsl) everywhere else and wherever the SIMD path's textures would not fit.
+// Chooses how a matmul runs: on a GPU (or with DAWNET_KERNELS=gemm) the register-blocked GEMM
+// (kernels/matmul_gemm.wgsl); on a CPU adapter the SIMD path (kernels/matmul_simd.wgsl: operands
+// packed into textures, 8-lane subgroups) where it applies, else the tiled workgroup-memory
+// kernel (kernels/matmul.wgsl). Pure: shapes and the device's capabilities in, a plan out.
+import { simdCapable, type DeviceCapabilities, type KernelChoice } from '../gpu/capabilities.js';
 
 /** What the device offers the planner; src/ops/matmul.ts derives it from the open backend. */
 export interface MatmulTarget {
@@ -8,6 +10,31 @@ export interface MatmulTarget {
   simd: boolean;
   /** The device's maxTextureDimension2D, which bounds the packed operands. */
   maxTextureSize: number;
+  /** The GPU kernels by default: a hardware adapter, or DAWNET_KERNELS=gemm. */
+  gemm?: boolean;
+}
+
+/** What planMatmul needs to know of the device. */
+export const matmulTarget = (caps: DeviceCapabilities, choice: KernelChoice): MatmulTarget => ({
+  simd: simdCapable(caps),
+  maxTextureSize: caps.maxTextureDimension2D,
+  gemm: choice === 'gemm' || !caps.software,
+});
+
+/** A tile of the register-blocked GEMM kernels (matmul_gemm, conv2d_gemm): BM = TM·WG_Y, BN = 4·TN4·WG_X. */
+export interface GemmTile {
+  WG_X: number;
+  WG_Y: number;
+  TM: number;
+  TN4: number;
+  BK: number;
+}
+
+export interface GemmPlan {
+  path: 'gemm';
+  entry: 'matmul_gemm';
+  overrides: GemmTile;
+  workgroups: [number, number, number];
 }
 
 export interface TiledPlan {
@@ -28,7 +55,32 @@ export interface SimdPlan {
   kPadded: number;
 }
 
-export type MatmulPlan = TiledPlan | SimdPlan;
+export type MatmulPlan = TiledPlan | SimdPlan | GemmPlan;
+
+export const tileRows = (t: GemmTile): number => t.TM * t.WG_Y;
+export const tileCols = (t: GemmTile): number => 4 * t.TN4 * t.WG_X;
+
+/**
+ * The GEMM tile for an output of rows × cols (× count independent items): 128 × 128 with an
+ * 8 × 8 register block where there are enough such tiles to fill a large GPU (≥ 64), else
+ * 64 × 64 with 4 × 4; a thin side takes 8 invocations (32 rows or columns) instead of 16.
+ * Each keeps 256 invocations or fewer and 8 KiB of workgroup memory.
+ */
+export function gemmTile(rows: number, cols: number, count = 1): GemmTile {
+  if (rows >= 128 && cols >= 128 && Math.ceil(rows / 128) * Math.ceil(cols / 128) * count >= 64) {
+    return { WG_X: 16, WG_Y: 16, TM: 8, TN4: 2, BK: 8 };
+  }
+  return { WG_X: cols <= 32 ? 8 : 16, WG_Y: rows <= 32 ? 8 : 16, TM: 4, TN4: 1, BK: 16 };
+}
+
+export function planGemm(M: number, N: number, batch: number, tile: GemmTile = gemmTile(M, N, batch)): GemmPlan {
+  return {
+    path: 'gemm',
+    entry: 'matmul_gemm',
+    overrides: tile,
+    workgroups: [Math.ceil(N / tileCols(tile)), Math.ceil(M / tileRows(tile)), batch],
+  };
+}
 
 /** Each tiled invocation computes a 4 × 4 block; a tile is (4·WG_Y) × (4·WG_X). */
 const BLOCK = 4;
@@ -71,6 +123,8 @@ export function planTiled(M: number, N: number, K: number, batch: number): Tiled
 /** Pins what the planner would choose, for tests and benchmarks. */
 export interface MatmulOptions {
   path?: MatmulPlan['path'];
+  /** The GEMM tile, from the tuner's table or a benchmark's sweep. */
+  gemmTile?: GemmTile;
   /** The SIMD tile, RA ∈ 1..4 and CB ∈ 1..2 (kernels/matmul_simd.wgsl). */
   tile?: SimdPlan['overrides'];
 }
@@ -115,6 +169,7 @@ export function planMatmul(
   batchB = batch,
   options: MatmulOptions = {},
 ): MatmulPlan {
+  if (options.path === 'gemm' || (!options.path && target.gemm)) return planGemm(M, N, batch, options.gemmTile);
   const wantSimd = options.path ? options.path === 'simd' : M * N * K * batch >= SIMD_MIN_WORK;
   if (target.simd && wantSimd) {
     const simd = planSimd(M, N, K, batch, batchA, batchB, target.maxTextureSize, options.tile);

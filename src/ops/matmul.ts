@@ -4,7 +4,7 @@ import type { Backend } from '../gpu/backend.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { launch, overWindows } from '../gpu/launch.js';
-import { planMatmul, type MatmulOptions, type MatmulPlan, type MatmulTarget, type SimdPlan } from './matmul-plan.js';
+import { matmulTarget, planMatmul, type MatmulOptions, type MatmulPlan, type SimdPlan } from './matmul-plan.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { transposeLast2 } from './layout.js';
 import { sumAxis } from './reduce.js';
@@ -54,9 +54,6 @@ function dims(a: readonly number[], b: readonly number[], { transposeA, transpos
   };
 }
 
-/** The SIMD path needs a CPU adapter whose subgroups are exactly 8 lanes (lavapipe on AVX2). */
-const matmulTarget = (gpu: Backend): MatmulTarget => ({ simd: gpu.simd, maxTextureSize: gpu.limits.maxTextureDimension2D });
-
 /** One scratch texture per operand, from the backend's owner. */
 const packTexture = (gpu: Backend, operand: 'a' | 'b', size: [number, number]): GPUTexture => gpu.texture(`matmul ${operand.toUpperCase()}`, size);
 
@@ -100,7 +97,7 @@ function runSimd(gpu: Backend, plan: SimdPlan, out: Tensor, a: Tensor, b: Tensor
 function plan(d: Dims, gpu: Backend, options: MatmulOptions): MatmulPlan {
   const batchA = d.strideA === 0 ? 1 : d.batch;
   const batchB = d.strideB === 0 ? 1 : d.batch;
-  return planMatmul(d.M, d.N, d.K, d.batch, matmulTarget(gpu), batchA, batchB, options);
+  return planMatmul(d.M, d.N, d.K, d.batch, matmulTarget(gpu.caps, gpu.kernelChoice), batchA, batchB, options);
 }
 
 /** The kernel and tile runMatmul would use for these operand shapes on the open device. */
@@ -189,7 +186,7 @@ function whole(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: MatmulOptions)
     strideB: d.strideB,
     strideOut: d.M * d.N,
   };
-  launch('matmul', chosen.entry, { out, a, b }, params, chosen.workgroups, chosen.overrides);
+  launch(chosen.path === 'gemm' ? 'matmul_gemm' : 'matmul', chosen.entry, { out, a, b }, params, chosen.workgroups, { ...chosen.overrides });
   return out;
 }
 
