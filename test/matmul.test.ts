@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { backend, scope, tensor, type Tensor } from '../src/index.js';
 import { matmulPlanFor, runMatmul, type MatmulAttrs } from '../src/ops/matmul.js';
-import { planMatmul, type MatmulTarget } from '../src/ops/matmul-plan.js';
+import { matmulTarget, planMatmul, type MatmulTarget } from '../src/ops/matmul-plan.js';
+import { H200, lavapipe } from './devices.js';
 import { Generator } from '../src/random.js';
 
 interface Case {
@@ -90,6 +91,18 @@ for (const path of ['tiled', 'simd', 'gemm'] as const) {
   });
 }
 
+describe('matmul, GEMM path with the 128 × 128 tile', () => {
+  it('matches the float64 reference on sides that are not multiples of the tile', async () => {
+    const [as, bs] = [[2, 130, 67], [2, 257, 67]];
+    const attrs = { transposeA: false, transposeB: true };
+    const rng = new Generator(7);
+    const [a, b] = [draw(as, rng), draw(bs, rng)];
+    const options = { path: 'gemm', gemmTile: { WG_X: 16, WG_Y: 16, TM: 8, TN4: 2, BK: 8 } } as const;
+    const actual = await scope(() => runMatmul(tensor(a, as), tensor(b, bs), attrs, options).toArray());
+    expect(actual).toBeAllClose(reference(a, as, b, bs, attrs), TOLERANCE);
+  });
+});
+
 describe('matmul, SIMD path across calls', () => {
   it('reuses and grows its packed textures within one submit, never reading stale texels', async (context) => {
     if (!simdAdapter()) context.skip();
@@ -137,6 +150,21 @@ describe('planMatmul', () => {
   it('sizes the packed textures, pads K to whole texels and honours a pinned tile', () => {
     const plan = planMatmul(65, 67, 130, 3, cpu, 3, 1, { tile: { RA: 4, CB: 1 } });
     expect(plan).toMatchObject({ path: 'simd', kPadded: 132, textureA: [33, 195], textureB: [17, 132], workgroups: [3, 3, 3] });
+  });
+
+  it('takes the GEMM kernel on a hardware GPU or when forced, and keeps the CPU paths on lavapipe', () => {
+    expect(matmulTarget(H200, 'default')).toMatchObject({ simd: false, gemm: true });
+    expect(matmulTarget(lavapipe(8), 'default')).toMatchObject({ simd: true, gemm: false });
+    expect(matmulTarget(lavapipe(4), 'default')).toMatchObject({ simd: false, gemm: false });
+    expect(matmulTarget(lavapipe(16), 'gemm')).toMatchObject({ simd: false, gemm: true });
+    // 4096³: 1,024 tiles of 128 × 128 with 8 × 8 register blocks.
+    expect(planMatmul(4096, 4096, 4096, 1, matmulTarget(H200, 'default'))).toEqual({
+      path: 'gemm', entry: 'matmul_gemm', overrides: { WG_X: 16, WG_Y: 16, TM: 8, TN4: 2, BK: 8 }, workgroups: [32, 32, 1],
+    });
+    // Too few 128-tiles to fill the GPU: 64 × 64, and 32 along a thin side.
+    expect(planMatmul(256, 20, 512, 2, matmulTarget(H200, 'default'))).toMatchObject({ overrides: { WG_X: 8, WG_Y: 16, TM: 4, TN4: 1 }, workgroups: [1, 4, 2] });
+    expect(planMatmul(1024, 1024, 1024, 1, matmulTarget(lavapipe(8), 'default')).path).toBe('simd');
+    expect(planMatmul(1024, 1024, 1024, 1, matmulTarget(lavapipe(8), 'gemm')).path).toBe('gemm');
   });
 
   it('falls back to the tiled kernel when a packed operand would not fit in a texture', () => {

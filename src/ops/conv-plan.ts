@@ -1,18 +1,79 @@
-// Chooses how a convolution runs, and runs the SIMD path: kernels/conv2d_simd.wgsl (operands
-// packed into textures, 8-lane subgroups) on CPU adapters that support it, kernels/conv2d.wgsl
-// everywhere else, for strided input gradients, and wherever a packed operand would not fit.
+// Chooses how a convolution runs, and runs the SIMD path. On a GPU (or with DAWNET_KERNELS=gemm)
+// the implicit GEMMs of kernels/conv2d_gemm.wgsl; on CPU adapters kernels/conv2d_simd.wgsl
+// (operands packed into textures, 8-lane subgroups) where it applies, kernels/conv2d.wgsl for
+// strided input gradients, wherever a packed operand would not fit, and on other CPU adapters.
+// planConvGemm and convPath are pure: shapes and the device's capabilities in, a plan out.
 import type { Backend } from '../gpu/backend.js';
+import type { DeviceCapabilities, KernelChoice } from '../gpu/capabilities.js';
+import { gemmTile, tileCols, tileRows, type GemmTile } from './matmul-plan.js';
 import { launch } from '../gpu/launch.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import type { ConvGeometry, Pair } from './conv.js';
 import { sumAxis } from './reduce.js';
 
-export type ConvPath = 'direct' | 'simd';
+export type ConvPath = 'direct' | 'simd' | 'gemm';
 
 /** Pins the kernels a convolution uses (tests and benchmarks); the SIMD path still needs a capable adapter. */
 export interface ConvOptions {
   path?: ConvPath;
+  /** The GEMM tile, from the tuner's table or a benchmark's sweep. */
+  gemmTile?: GemmTile;
+}
+
+export type ConvPass = 'forward' | 'backward_input' | 'backward_weight';
+
+export interface ConvGemmPlan {
+  kernel: 'conv2d_gemm';
+  entry: `conv2d_${ConvPass}`;
+  overrides: GemmTile;
+  grid: [number, number, number];
+  /** The weight gradient's split-K: chunks of rowsPerChunk output pixels, each a partial sum. */
+  chunks: number;
+  rowsPerChunk: number;
+  /** Bytes of partial sums (chunks × Co × taps floats) to reduce after, 0 when one chunk. */
+  scratchBytes: number;
+}
+
+/**
+ * Workgroups the weight gradient's split-K aims for: enough to fill a large GPU (an H100 runs
+ * 132 SMs × several workgroups), a handful on a CPU adapter with a few cores.
+ */
+const SPLIT_TARGET = { hardware: 1024, software: 32 };
+/** Each chunk keeps at least this many output pixels, so a partial sum is long and few are written. */
+const MIN_CHUNK = 256;
+const MAX_CHUNKS = 64;
+
+/**
+ * The GEMM kernel for one pass of conv2d (g in conv2d's terms), or null when its grid would pass
+ * the device's. bindingLimit bounds the weight gradient's partial sums.
+ */
+export function planConvGemm(pass: ConvPass, g: ConvGeometry, caps: DeviceCapabilities, bindingLimit: number, tile?: GemmTile): ConvGemmPlan | null {
+  const cin = g.Ci / g.groups;
+  const cout = g.Co / g.groups;
+  const taps = cin * g.KH * g.KW;
+  const [rows, cols] = pass === 'forward' ? [cout, g.N * g.Ho * g.Wo] : pass === 'backward_input' ? [cin, g.N * g.H * g.W] : [cout, taps];
+  const t = tile ?? gemmTile(rows, cols, g.groups);
+  const tiles = Math.ceil(cols / tileCols(t)) * Math.ceil(rows / tileRows(t));
+  let chunks = 1;
+  const pixels = g.N * g.Ho * g.Wo;
+  if (pass === 'backward_weight') {
+    const target = caps.software ? SPLIT_TARGET.software : SPLIT_TARGET.hardware;
+    const fit = Math.floor(bindingLimit / (4 * g.Co * taps));
+    chunks = Math.max(1, Math.min(Math.ceil(target / (tiles * g.groups)), Math.floor(pixels / MIN_CHUNK), MAX_CHUNKS, fit));
+  }
+  const rowsPerChunk = Math.ceil(pixels / chunks);
+  chunks = Math.ceil(pixels / rowsPerChunk);
+  const grid: [number, number, number] = [Math.ceil(cols / tileCols(t)), Math.ceil(rows / tileRows(t)), g.groups * chunks];
+  if (grid.some((n) => n > caps.maxComputeWorkgroupsPerDimension)) return null;
+  return { kernel: 'conv2d_gemm', entry: `conv2d_${pass}`, overrides: t, grid, chunks, rowsPerChunk, scratchBytes: chunks > 1 ? 4 * chunks * g.Co * taps : 0 };
+}
+
+/** The path a pass takes when nothing is pinned: the GEMMs on a GPU or when forced, else today's CPU paths. */
+export function convPath(caps: DeviceCapabilities, choice: KernelChoice, simd: boolean, options: ConvOptions): ConvPath {
+  if (options.path) return options.path;
+  if (choice === 'gemm' || !caps.software) return 'gemm';
+  return simd ? 'simd' : 'direct';
 }
 
 /**
@@ -69,7 +130,7 @@ const genericFits = (gpu: Backend, plan: GenericPlan): boolean =>
 const packGrid = ([w, h]: [number, number]): [number, number] => [Math.ceil(w / 8), Math.ceil(h / 8)];
 
 function wanted(gpu: Backend, options: ConvOptions): boolean {
-  return options.path !== 'direct' && gpu.simd;
+  return gpu.simd && convPath(gpu.caps, gpu.kernelChoice, gpu.simd, options) === 'simd';
 }
 
 interface GenericPlan {

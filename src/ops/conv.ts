@@ -3,7 +3,8 @@
 // ops: the transposed convolution's forward is conv2d's input gradient, and vice versa. On
 // lavapipe most of them run as kernels/conv2d_simd.wgsl instead (src/ops/conv-plan.ts).
 import { Tensor } from '../tensor.js';
-import { simdBackwardInput, simdBackwardWeight, simdForward, type ConvOptions } from './conv-plan.js';
+import { convPath, planConvGemm, simdBackwardInput, simdBackwardWeight, simdForward, type ConvGemmPlan, type ConvOptions, type ConvPass } from './conv-plan.js';
+import { backend } from '../runtime.js';
 import { groups1d, launch, overWindows } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
@@ -131,6 +132,21 @@ function packWeight(weight: Tensor, g: ConvGeometry, R4: number, transposed: boo
   return { packed, blocks };
 }
 
+/** The GEMM plan for this pass when the planner takes that path and it fits the device, else null. */
+function gemmPlan(pass: ConvPass, g: ConvGeometry, options: ConvOptions): ConvGemmPlan | null {
+  const gpu = backend();
+  if (convPath(gpu.caps, gpu.kernelChoice, gpu.simd, options) !== 'gemm') return null;
+  return planConvGemm(pass, g, gpu.caps, gpu.bindingLimit, options.gemmTile);
+}
+
+function gemmUniforms(g: ConvGeometry, hasBias: boolean, rowsPerChunk = 0): Record<string, number> {
+  return {
+    N: g.N, Ci: g.Ci, H: g.H, W: g.W, Co: g.Co, Ho: g.Ho, Wo: g.Wo, groups: g.groups, KH: g.KH, KW: g.KW,
+    strideH: g.stride[0], strideW: g.stride[1], padH: g.padding[0], padW: g.padding[1], dilH: g.dilation[0], dilW: g.dilation[1],
+    hasBias: hasBias ? 1 : 0, rowsPerChunk,
+  };
+}
+
 /** y = conv2d(x, weight) + bias; a batch larger than one binding runs in windows of images. */
 export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions = {}): Tensor {
   const rowBytes = 4 * g.Co * g.Ho * g.Wo;
@@ -138,6 +154,12 @@ export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g:
 }
 
 function forward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions): Tensor {
+  const plan = gemmPlan('forward', g, options);
+  if (plan) {
+    const y = Tensor.empty([g.N, g.Co, g.Ho, g.Wo]);
+    launch(plan.kernel, plan.entry, { y, x, weight, bias: bias ?? x }, gemmUniforms(g, bias !== null), plan.grid, { ...plan.overrides });
+    return y;
+  }
   const simd = simdForward(x, weight, bias, g, options);
   if (simd) return simd;
   const R4 = channelTile(g.Co / g.groups);
@@ -157,6 +179,12 @@ export function conv2dBackwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry,
 }
 
 function backwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry, bias: Tensor | null, options: ConvOptions): Tensor {
+  const plan = gemmPlan('backward_input', g, options);
+  if (plan) {
+    const dx = Tensor.empty([g.N, g.Ci, g.H, g.W]);
+    launch(plan.kernel, plan.entry, { dx, dy, weight, bias: bias ?? dy }, gemmUniforms(g, bias !== null), plan.grid, { ...plan.overrides });
+    return dx;
+  }
   const simd = simdBackwardInput(dy, weight, g, bias, options);
   if (simd) return simd;
   const R4 = channelTile(g.Ci / g.groups);
@@ -175,6 +203,13 @@ export function conv2dBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, opt
 }
 
 function backwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, options: ConvOptions): Tensor {
+  const shape = [g.Co, g.Ci / g.groups, g.KH, g.KW];
+  const plan = gemmPlan('backward_weight', g, options);
+  if (plan) {
+    const dw = Tensor.empty(plan.chunks === 1 ? shape : [plan.chunks, g.Co * (shape[1]! * g.KH * g.KW)]);
+    launch(plan.kernel, plan.entry, { dw, x, dy }, gemmUniforms(g, false, plan.rowsPerChunk), plan.grid, { ...plan.overrides });
+    return plan.chunks === 1 ? dw : sumChunks(dw, shape);
+  }
   const simd = simdBackwardWeight(x, dy, g, options);
   if (simd) return simd;
   const cout = g.Co / g.groups;
@@ -188,12 +223,15 @@ function backwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, options: ConvOpt
   const chunks = Math.max(1, Math.min(Math.ceil(4096 / invocations), Math.floor(rows / 8), 64));
   const rowsPerChunk = Math.ceil(rows / chunks);
   const used = Math.ceil(rows / rowsPerChunk);
-  const shape = [g.Co, g.Ci / g.groups, g.KH, g.KW];
   const dw = Tensor.empty(used === 1 ? shape : [used, g.Co * K]);
   launch('conv2d', 'conv2d_backward_weight', { dw, x, dy }, uniforms(g, { blocks, rowsPerChunk }), [tapGroups, g.groups * blocks, used], { WG, R4, T: TAPS });
-  if (used === 1) return dw;
-  const summed = sumAxis(dw, 0);
-  dw.dispose();
+  return used === 1 ? dw : sumChunks(dw, shape);
+}
+
+/** Partial weight gradients (chunks, Co·taps) summed over the chunks in increasing order: the fixed-order end of a split-K. */
+function sumChunks(partial: Tensor, shape: number[]): Tensor {
+  const summed = sumAxis(partial, 0);
+  partial.dispose();
   const result = summed.alias(shape);
   summed.dispose();
   return result;
