@@ -8,6 +8,10 @@ try {
   if (sum !== 6) throw new Error(`a test kernel computed ${sum} instead of 6`);
   const l = gpu.limits;
   console.log(`${gpu.adapterName} (${gpu.isSoftware ? 'software' : 'hardware'})`);
+  const c = gpu.caps;
+  const subgroups = c.subgroupMax > 0 ? `subgroups ${c.subgroupMin}–${c.subgroupMax} lanes` : 'no subgroups';
+  console.log(`  ${c.vendor || 'unknown vendor'} ${c.architecture}, ${subgroups}, shader-f16 ${c.shaderF16 ? 'yes' : 'no'}, timestamp queries ${c.timestampQuery ? 'yes' : 'no'}`);
+  if (process.argv.includes('--json')) console.log(JSON.stringify(c));
   console.log(`  max buffer ${(l.maxBufferSize / 2 ** 20).toFixed(0)} MiB, max storage binding ${(l.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, workgroup storage ${l.maxComputeWorkgroupStorageSize} B`);
   shutdown();
 } catch (err) {

@@ -96,6 +96,17 @@ describe('conv2d GEMM kernels', () => {
   });
 });
 
+describe('the adapter under test', () => {
+  // CI runs the GEMM tests at LP_NATIVE_VECTOR_WIDTH = 128, 256 and 512: lavapipe's subgroups
+  // must then really be 4, 8 and 16 lanes wide, or those runs test less than they claim.
+  it('has the subgroup width LP_NATIVE_VECTOR_WIDTH asks of lavapipe', (context) => {
+    const width = Number(process.env.LP_NATIVE_VECTOR_WIDTH);
+    const caps = backend().caps;
+    if (!caps.software || !width) context.skip();
+    expect([caps.subgroupMin, caps.subgroupMax]).toEqual([width / 32, width / 32]);
+  });
+});
+
 describe('conv2d planner (pure: no device)', () => {
   // ResNet-18's CIFAR layer2 3×3 convolution at batch 128.
   const g = conv2dGeometry([128, 128, 16, 16], [128, 128, 3, 3], null, conv({ padding: [1, 1] }));

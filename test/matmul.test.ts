@@ -71,9 +71,18 @@ function label(c: Case): string {
   return `[${c.a.join('x')}]${t(c.attrs.transposeA)} · [${c.b.join('x')}]${t(c.attrs.transposeB)}`;
 }
 
-// The SIMD path is lavapipe's (8-wide subgroups on a CPU adapter): a GPU skips its tests, and on
-// a software adapter, CI's, it must be chosen, so these tests always run there.
-const simdAdapter = (): boolean => backend().isSoftware;
+// The SIMD path is lavapipe's at its default 8-wide subgroups: a GPU, and lavapipe at 4 or 16
+// lanes (CI's LP_NATIVE_VECTOR_WIDTH runs), skip its tests; at the default width it must be
+// offered, so these tests always run in CI's default pass.
+const simdAdapter = (): boolean => backend().simd;
+
+describe('matmul, SIMD path availability', () => {
+  it('is offered by lavapipe at its default vector width', (context) => {
+    const width = process.env.LP_NATIVE_VECTOR_WIDTH;
+    if (!backend().isSoftware || (width && width !== '256')) context.skip();
+    expect(backend().simd).toBe(true);
+  });
+});
 
 for (const path of ['tiled', 'simd', 'gemm'] as const) {
   describe(`matmul, ${path} path`, () => {
