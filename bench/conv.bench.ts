@@ -1,28 +1,36 @@
 // Convolution and batchnorm speed on ResNet-18's CIFAR layer shapes at batch 32 (3×3, stride 1,
 // pad 1, C → C): conv2d forward, input gradient and weight gradient, each through its dedicated
-// kernel, and training-mode BatchNorm2d forward + backward.
+// kernel, and training-mode BatchNorm2d forward + backward. On a CPU adapter each pass runs again
+// with the GPU kernels (conv2d_gemm) forced, rows named `[gemm]`; the note names the kernel that ran.
 //   npm run bench:conv [-- --quick] [-- --peers [tfjs|jax]] [-- --no-peers]   (npm run bench: every family)
 import { F, ones, randn, scope, zeros, type Tensor } from '../src/index.js';
-import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dGeometry } from '../src/ops/conv.js';
+import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dGeometry, convKernelFor } from '../src/ops/conv.js';
+import type { ConvOptions, ConvPass } from '../src/ops/conv-plan.js';
 import { runIfMain, type Family, type Session } from './harness.js';
 
 const BATCH = 32;
 const LAYERS: [channels: number, side: number][] = [[64, 32], [128, 16], [256, 8], [512, 4]];
 
-async function conv(session: Session, channels: number, side: number): Promise<void> {
+async function conv(session: Session, channels: number, side: number, options: ConvOptions = {}): Promise<void> {
   const shape = [BATCH, channels, side, side];
   const x = randn(shape).keep();
   const dy = randn(shape).keep();
   const w = randn([channels, channels, 3, 3]).keep();
   const g = conv2dGeometry(x.shape, w.shape, null, { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 });
   const size = `${BATCH}x${channels}x${side}x${side}`;
-  const passes: [string, () => Tensor][] = [
-    ['forward', () => conv2dForward(x, w, null, g)],
-    ['backward-input', () => conv2dBackwardInput(dy, w, g)],
-    ['backward-weight', () => conv2dBackwardWeight(x, dy, g)],
+  const passes: [ConvPass, () => Tensor][] = [
+    ['forward', () => conv2dForward(x, w, null, g, options)],
+    ['backward_input', () => conv2dBackwardInput(dy, w, g, null, options)],
+    ['backward_weight', () => conv2dBackwardWeight(x, dy, g, options)],
   ];
   for (const [pass, run] of passes) {
-    const spec = { name: `conv2d ${pass} ${size}`, shape: `x ${size}, w ${channels}x${channels}x3x3`, flops: 2 * BATCH * channels * side * side * channels * 9 };
+    const forced = options.path ? ` [${options.path}]` : '';
+    const spec = {
+      name: `conv2d ${pass.replace('_', '-')} ${size}${forced}`,
+      shape: `x ${size}, w ${channels}x${channels}x3x3`,
+      flops: 2 * BATCH * channels * side * side * channels * 9,
+      note: `kernel ${convKernelFor(pass, g, options)}`,
+    };
     await session.gpu(spec, () => run().dispose(), 5);
   }
   for (const t of [x, dy, w]) t.dispose();
@@ -57,6 +65,7 @@ export const convBench: Family = {
   name: 'conv',
   async run(session) {
     for (const [channels, side] of LAYERS) await conv(session, channels, side);
+    if (session.isSoftware) for (const [channels, side] of LAYERS) await conv(session, channels, side, { path: 'gemm' });
     await batchNorm(session);
   },
 };

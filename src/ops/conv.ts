@@ -5,6 +5,7 @@
 import { Tensor } from '../tensor.js';
 import { convPath, planConvGemm, simdBackwardInput, simdBackwardWeight, simdForward, type ConvGemmPlan, type ConvOptions, type ConvPass } from './conv-plan.js';
 import { backend } from '../runtime.js';
+import { gemmLabel } from './matmul-plan.js';
 import { groups1d, launch, overWindows } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
@@ -137,6 +138,16 @@ function gemmPlan(pass: ConvPass, g: ConvGeometry, options: ConvOptions): ConvGe
   const gpu = backend();
   if (convPath(gpu.caps, gpu.kernelChoice, gpu.simd, options) !== 'gemm') return null;
   return planConvGemm(pass, g, gpu.caps, gpu.bindingLimit, options.gemmTile);
+}
+
+/** Which kernel a pass of this convolution runs on the open device, for benchmarks' notes: `gemm BMxBN/TMxTN/BK`, `simd` or `direct`. */
+export function convKernelFor(pass: ConvPass, g: ConvGeometry, options: ConvOptions = {}): string {
+  const plan = gemmPlan(pass, g, options);
+  if (plan) {
+    return `gemm ${gemmLabel(plan.overrides)}${plan.chunks > 1 ? ` split ${plan.chunks}` : ''}`;
+  }
+  const gpu = backend();
+  return convPath(gpu.caps, gpu.kernelChoice, gpu.simd, options) === 'simd' && !(pass === 'backward_input' && (g.stride[0] > 1 || g.stride[1] > 1)) ? 'simd' : 'direct';
 }
 
 function gemmUniforms(g: ConvGeometry, hasBias: boolean, rowsPerChunk = 0): Record<string, number> {

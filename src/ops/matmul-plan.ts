@@ -59,6 +59,8 @@ export type MatmulPlan = TiledPlan | SimdPlan | GemmPlan;
 
 export const tileRows = (t: GemmTile): number => t.TM * t.WG_Y;
 export const tileCols = (t: GemmTile): number => 4 * t.TN4 * t.WG_X;
+/** A GEMM tile as BMxBN/TMxTN/BK, for benchmark notes and the tuner's log. */
+export const gemmLabel = (t: GemmTile): string => `${tileRows(t)}x${tileCols(t)}/${t.TM}x${4 * t.TN4}/${t.BK}`;
 
 /**
  * The GEMM tile for an output of rows × cols (× count independent items): 128 × 128 with an
