@@ -5,6 +5,7 @@
 // is uploaded once per submit.
 import { openDevice, type DeviceOptions, type OpenedDevice } from './device.js';
 import { bindingCeiling } from './windows.js';
+import { loadTuning, type TuningTable } from './tuning.js';
 import { capabilitiesOf, kernelChoice, simdCapable, type DeviceCapabilities, type KernelChoice } from './capabilities.js';
 import { KernelLibrary, type Kernel, type Overrides } from './kernels.js';
 import { BufferPool, formatBytes, type PoolStats } from './pool.js';
@@ -69,6 +70,8 @@ export class Backend {
   readonly caps: DeviceCapabilities;
   /** Whether the SIMD kernels (kernels/*_simd.wgsl) apply: a CPU adapter with 8-lane subgroups. */
   readonly simd: boolean;
+  /** The tuner's winners for this adapter (src/gpu/tuning.ts); planners take them where nothing is pinned. */
+  tuning: TuningTable;
   /** The planners' kernel choice: DAWNET_KERNELS=gemm forces the GPU kernels everywhere. */
   readonly kernelChoice: KernelChoice = kernelChoice();
   private readonly textures = new Map<string, GPUTexture>();
@@ -103,6 +106,7 @@ export class Backend {
     this.bindingLimit = bindingCeiling(this.limits, maxBinding);
     this.caps = capabilitiesOf(opened.device, opened.adapterName, opened.isSoftware);
     this.simd = simdCapable(this.caps);
+    this.tuning = loadTuning(this.adapterName);
     this.kernels = new KernelLibrary(this.device);
     this.pool = new BufferPool(this.device, this.limits.maxBufferSize);
     this.uniformGpu = this.device.createBuffer({

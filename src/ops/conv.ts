@@ -3,9 +3,10 @@
 // ops: the transposed convolution's forward is conv2d's input gradient, and vice versa. On
 // lavapipe most of them run as kernels/conv2d_simd.wgsl instead (src/ops/conv-plan.ts).
 import { Tensor } from '../tensor.js';
-import { convPath, planConvGemm, simdBackwardInput, simdBackwardWeight, simdForward, type ConvGemmPlan, type ConvOptions, type ConvPass } from './conv-plan.js';
+import { convPath, planConvGemm, simdBackwardInput, simdBackwardWeight, simdForward, type ConvGemmPlan, type ConvOptions, type ConvPass, type ConvPath } from './conv-plan.js';
 import { backend } from '../runtime.js';
 import { gemmLabel } from './matmul-plan.js';
+import { convKey } from '../gpu/tuning.js';
 import { groups1d, launch, overWindows } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { sumAxis } from './reduce.js';
@@ -133,6 +134,12 @@ function packWeight(weight: Tensor, g: ConvGeometry, R4: number, transposed: boo
   return { packed, blocks };
 }
 
+/** Options with the tuner's entry for this pass and shape, where it has one and nothing is pinned. */
+function tuned(pass: ConvPass, g: ConvGeometry, options: ConvOptions): ConvOptions {
+  const entry = options.path ? undefined : backend().tuning.entries[convKey(pass, g)];
+  return entry ? { path: entry.path as ConvPath, gemmTile: entry.gemmTile } : options;
+}
+
 /** The GEMM plan for this pass when the planner takes that path and it fits the device, else null. */
 function gemmPlan(pass: ConvPass, g: ConvGeometry, options: ConvOptions): ConvGemmPlan | null {
   const gpu = backend();
@@ -141,7 +148,8 @@ function gemmPlan(pass: ConvPass, g: ConvGeometry, options: ConvOptions): ConvGe
 }
 
 /** Which kernel a pass of this convolution runs on the open device, for benchmarks' notes: `gemm BMxBN/TMxTN/BK`, `simd` or `direct`. */
-export function convKernelFor(pass: ConvPass, g: ConvGeometry, options: ConvOptions = {}): string {
+export function convKernelFor(pass: ConvPass, g: ConvGeometry, pinned: ConvOptions = {}): string {
+  const options = tuned(pass, g, pinned);
   const plan = gemmPlan(pass, g, options);
   if (plan) {
     return `gemm ${gemmLabel(plan.overrides)}${plan.chunks > 1 ? ` split ${plan.chunks}` : ''}`;
@@ -164,7 +172,8 @@ export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g:
   return overWindows([x], [{ concat: rowBytes }], ([xw]) => [forward(xw!, weight, bias, { ...g, N: xw!.shape[0]! }, options)])[0]!;
 }
 
-function forward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions): Tensor {
+function forward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, pinned: ConvOptions): Tensor {
+  const options = tuned('forward', g, pinned);
   const plan = gemmPlan('forward', g, options);
   if (plan) {
     const y = Tensor.empty([g.N, g.Co, g.Ho, g.Wo]);
@@ -189,7 +198,8 @@ export function conv2dBackwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry,
   return overWindows([dy], [{ concat: rowBytes }], ([dyw]) => [backwardInput(dyw!, weight, { ...g, N: dyw!.shape[0]! }, bias, options)])[0]!;
 }
 
-function backwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry, bias: Tensor | null, options: ConvOptions): Tensor {
+function backwardInput(dy: Tensor, weight: Tensor, g: ConvGeometry, bias: Tensor | null, pinned: ConvOptions): Tensor {
+  const options = tuned('backward_input', g, pinned);
   const plan = gemmPlan('backward_input', g, options);
   if (plan) {
     const dx = Tensor.empty([g.N, g.Ci, g.H, g.W]);
@@ -213,7 +223,8 @@ export function conv2dBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, opt
   return overWindows([x, dy], ['sum'], ([xw, dyw]) => [backwardWeight(xw!, dyw!, { ...g, N: xw!.shape[0]! }, options)])[0]!;
 }
 
-function backwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, options: ConvOptions): Tensor {
+function backwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, pinned: ConvOptions): Tensor {
+  const options = tuned('backward_weight', g, pinned);
   const shape = [g.Co, g.Ci / g.groups, g.KH, g.KW];
   const plan = gemmPlan('backward_weight', g, options);
   if (plan) {

@@ -3,6 +3,7 @@
 // packed into textures, 8-lane subgroups) where it applies, else the tiled workgroup-memory
 // kernel (kernels/matmul.wgsl). Pure: shapes and the device's capabilities in, a plan out.
 import { simdCapable, type DeviceCapabilities, type KernelChoice } from '../gpu/capabilities.js';
+import type { GemmTile, TunedChoice } from '../gpu/tuning.js';
 
 /** What the device offers the planner; src/ops/matmul.ts derives it from the open backend. */
 export interface MatmulTarget {
@@ -21,14 +22,7 @@ export const matmulTarget = (caps: DeviceCapabilities, choice: KernelChoice): Ma
   gemm: choice === 'gemm' || !caps.software,
 });
 
-/** A tile of the register-blocked GEMM kernels (matmul_gemm, conv2d_gemm): BM = TM·WG_Y, BN = 4·TN4·WG_X. */
-export interface GemmTile {
-  WG_X: number;
-  WG_Y: number;
-  TM: number;
-  TN4: number;
-  BK: number;
-}
+export type { GemmTile };
 
 export interface GemmPlan {
   path: 'gemm';
@@ -155,6 +149,12 @@ export function planSimd(
     textureB,
     kPadded,
   };
+}
+
+/** Options with the tuner's entry for this shape, where it has one and nothing is pinned. */
+export function withTuned(options: MatmulOptions, tuned: TunedChoice | undefined): MatmulOptions {
+  if (!tuned || options.path) return options;
+  return { path: tuned.path as MatmulPlan['path'], gemmTile: tuned.gemmTile };
 }
 
 /**

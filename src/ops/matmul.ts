@@ -2,9 +2,10 @@
 // 2-D operand broadcast over the other's batch, as torch.matmul does.
 import type { Backend } from '../gpu/backend.js';
 import { backend } from '../runtime.js';
+import { matmulKey } from '../gpu/tuning.js';
 import { Tensor } from '../tensor.js';
 import { launch, overWindows } from '../gpu/launch.js';
-import { matmulTarget, planMatmul, type MatmulOptions, type MatmulPlan, type SimdPlan } from './matmul-plan.js';
+import { matmulTarget, planMatmul, withTuned, type MatmulOptions, type MatmulPlan, type SimdPlan } from './matmul-plan.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { transposeLast2 } from './layout.js';
 import { sumAxis } from './reduce.js';
@@ -94,15 +95,16 @@ function runSimd(gpu: Backend, plan: SimdPlan, out: Tensor, a: Tensor, b: Tensor
   launch('matmul_simd', 'matmul_simd', { out, packedA: texA, packedB: texB }, params, plan.workgroups, plan.overrides);
 }
 
-function plan(d: Dims, gpu: Backend, options: MatmulOptions): MatmulPlan {
+function plan(d: Dims, attrs: MatmulAttrs, gpu: Backend, options: MatmulOptions): MatmulPlan {
   const batchA = d.strideA === 0 ? 1 : d.batch;
   const batchB = d.strideB === 0 ? 1 : d.batch;
-  return planMatmul(d.M, d.N, d.K, d.batch, matmulTarget(gpu.caps, gpu.kernelChoice), batchA, batchB, options);
+  const tuned = gpu.tuning.entries[matmulKey(d.M, d.N, d.K, d.batch, attrs.transposeA, attrs.transposeB)];
+  return planMatmul(d.M, d.N, d.K, d.batch, matmulTarget(gpu.caps, gpu.kernelChoice), batchA, batchB, withTuned(options, tuned));
 }
 
 /** The kernel and tile runMatmul would use for these operand shapes on the open device. */
 export function matmulPlanFor(a: readonly number[], b: readonly number[], attrs: MatmulAttrs, options: MatmulOptions = {}): MatmulPlan {
-  return plan(dims(a, b, attrs), backend(), options);
+  return plan(dims(a, b, attrs), attrs, backend(), options);
 }
 
 /**
@@ -171,7 +173,7 @@ function whole(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: MatmulOptions)
   const d = dims(a.shape, b.shape, attrs);
   const out = Tensor.empty([...d.batchShape, d.M, d.N]);
   const gpu = backend();
-  const chosen = plan(d, gpu, options);
+  const chosen = plan(d, attrs, gpu, options);
   if (chosen.path === 'simd') {
     runSimd(gpu, chosen, out, a, b, d, attrs);
     return out;
