@@ -1,11 +1,24 @@
-// Prints the adapter dawnet would use and checks that it runs a kernel; exits 1 if none works.
-//   npm run device            (DAWNET_ADAPTER / DAWNET_BACKEND choose among several)
+// Prints the adapter dawnet would use and its capabilities record, and checks that it runs a
+// kernel; exits 1 if none works.
+//   npm run device [-- --json] [-- --slug]   (DAWNET_ADAPTER / DAWNET_BACKEND choose among several)
+//   --json adds the record as one JSON line; --slug prints only the adapter's file-name form.
 import { F, init, shutdown, tensor } from '../src/index.js';
+import { adapterSlug } from '../src/gpu/tuning.js';
+
+if (process.argv.includes('--help')) {
+  console.log('npm run device [-- --json] [-- --slug]: the adapter dawnet uses, its capabilities, and a test kernel.');
+  process.exit(0);
+}
 
 try {
   const gpu = await init({ announce: false });
   const sum = await F.sum(tensor([1, 2, 3])).item();
   if (sum !== 6) throw new Error(`a test kernel computed ${sum} instead of 6`);
+  if (process.argv.includes('--slug')) {
+    console.log(adapterSlug(gpu.adapterName));
+    shutdown();
+    process.exit(0);
+  }
   const l = gpu.limits;
   console.log(`${gpu.adapterName} (${gpu.isSoftware ? 'software' : 'hardware'})`);
   const c = gpu.caps;

@@ -35,9 +35,10 @@ export function tuningFolder(): string {
 }
 
 /** The adapter's name as a file name: "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)" → "llvmpipe-mesa-25-0-7-llvm-15-0-6". */
+export const adapterSlug = (adapter: string): string => adapter.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'adapter';
+
 export function tuningFile(adapter: string): string {
-  const slug = adapter.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'adapter';
-  return join(tuningFolder(), `${slug}.json`);
+  return join(tuningFolder(), `${adapterSlug(adapter)}.json`);
 }
 
 /** The adapter's table, empty when it was never tuned. A file that does not parse is an error naming it. */

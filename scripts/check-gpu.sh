@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One command for whatever GPU is present: the device probe, the op table's forward and gradient
+# tests with the GEMM kernel tests, the tuner, and the bench with PyTorch as a peer where
+# python3 has torch; writes bench/results/<device>.md and .json.
+#   npm run check:gpu [-- --quick]   (--quick: a smoke test that also suits lavapipe, saved as <device>-quick)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=""
+case "${1:-}" in
+  --help|-h)
+    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0 ;;
+  --quick) quick="--quick" ;;
+  "") ;;
+  *) echo "check:gpu: unknown option '$1' (try --help)" >&2; exit 2 ;;
+esac
+
+echo "== device"
+export DAWNET_QUIET=1
+npm run -s device -- --json
+device=$(npm run -s device -- --slug | tail -n 1)
+name="$device${quick:+-quick}"
+
+echo "== op table forward and gradient tests, GEMM kernels"
+if [[ -n $quick ]]; then
+  npx vitest run test/ops.test.ts test/conv-gemm.test.ts test/matmul.test.ts -t 'conv|[mM]atmul|adapter'
+else
+  npx vitest run test/ops.test.ts test/conv-gemm.test.ts test/matmul.test.ts test/tuning.test.ts
+fi
+
+echo "== tuner"
+npm run -s tune -- $quick
+
+echo "== bench"
+peer=()
+if python3 -c 'import torch' 2>/dev/null; then
+  pytorch=$(mktemp -t dawnet-pytorch.XXXXXX.jsonl)
+  python3 bench/pytorch_bench.py $quick > "$pytorch"
+  peer=(--pytorch "$pytorch")
+else
+  echo "check:gpu: no python3 with torch here: the bench's PyTorch column is skipped"
+fi
+npm run -s bench -- $quick "${peer[@]}" --save "$name"
+echo "check:gpu: wrote bench/results/$name.md and .json"
