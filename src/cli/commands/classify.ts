@@ -49,7 +49,7 @@ interface Source {
 }
 
 async function classify(name: string, a: ClassifyArgs, source: Source): Promise<ClassifyResult> {
-  const outf = outfOf(name, a.outf);
+  const outf = outfOf(name, a);
   const splits = await openSplits(a.dataroot, { imageSize: a.imageSize });
   try {
     const { labeled, val } = labeledSplit(splits.train, a.trainSamples, a.valSamples);

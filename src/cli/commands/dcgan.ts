@@ -49,7 +49,7 @@ export const dcgan = defineCommand(
   async (a): Promise<DcganResult> => {
     if (a.imageSize !== 32 && a.imageSize !== 64) throw new UsageError(`train:dcgan: --imageSize must be 32 or 64, got ${a.imageSize}`);
     const imageSize = a.imageSize;
-    const outf = outfOf('train:dcgan', a.outf);
+    const outf = outfOf('train:dcgan', a);
     const splits = await openSplits(a.dataroot, { imageSize, unlabeled: true });
     const data = splits.train;
     const nc = data.channels;

@@ -61,7 +61,7 @@ export const probe = defineCommand(
     if (!a.net) throw new UsageError('train:probe: --net is required (a checkpoint written by train:rotnet)');
     const meta = await loadCheckpoint(a.net);
     const spec = specFromArgs(meta.args, a.net);
-    const outf = outfOf('train:probe', a.outf);
+    const outf = outfOf('train:probe', a);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? spec.imageSize });
     const trunk = buildFromSpec(spec, a.manualSeed);
     const disposers: (() => void)[] = [() => trunk.dispose()];

@@ -44,7 +44,7 @@ export const rotnet = defineCommand(
   },
   async (a): Promise<RotnetResult> => {
     if (a.rotations !== 4 && a.rotations !== 1) throw new UsageError(`--rotations must be 4 or 1, got ${a.rotations}`);
-    const outf = outfOf('train:rotnet', a.outf);
+    const outf = outfOf('train:rotnet', a);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, unlabeled: true });
     const { train, test, testFrom } = splits;
     const normalize = await channelStats(train);

@@ -67,7 +67,7 @@ export const sesemi = defineCommand(
     epilog: 'Example: npm run train:sesemi -- --trainSamples 100 --model resnet18 --epochs 30',
   },
   async (a): Promise<SesemiResult> => {
-    const outf = outfOf('train:sesemi', a.outf);
+    const outf = outfOf('train:sesemi', a);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize });
     const extra = a.unlabeledRoot ? await openSplits(a.unlabeledRoot, { imageSize: splits.train.imageSize, channels: splits.train.channels, unlabeled: true }) : null;
     try {

@@ -51,7 +51,7 @@ export const student = defineCommand(
   async (a): Promise<StudentResult> => {
     if (!a.teacher) throw new UsageError('train:student: --teacher is required (a classifier checkpoint)');
     if (!(a.topK >= 1 && a.topP >= 1)) throw new UsageError('train:student: --topK and --topP must be at least 1');
-    const outf = outfOf('train:student', a.outf);
+    const outf = outfOf('train:student', a);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize });
     const extra = a.unlabeledRoot ? await openSplits(a.unlabeledRoot, { imageSize: splits.train.imageSize, channels: splits.train.channels, unlabeled: true }) : null;
     try {
