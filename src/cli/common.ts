@@ -113,7 +113,7 @@ export function specFromArgs(args: Record<string, unknown> | undefined, path: st
 export function checkDataMatches(spec: ModelSpec, data: Dataset, where: string): void {
   if (data.channels !== spec.inChannels || data.imageSize !== spec.imageSize) {
     throw new UsageError(
-      `${where}: the model takes ${spec.inChannels}-channel ${spec.imageSize}px images, the data has ${data.channels}-channel ${data.imageSize}px ones (pass --imageSize ${spec.imageSize})`,
+      `${where}: the model takes ${spec.inChannels}-channel ${spec.imageSize}px images, the data has ${data.channels}-channel ${data.imageSize}px ones (pass --imageSize ${spec.imageSize} --channels ${spec.inChannels})`,
     );
   }
 }

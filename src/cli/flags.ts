@@ -1,9 +1,25 @@
 // Flags that several commands share, declared once. Names are those of the PyTorch scripts the
 // commands come from (RotNet, SESEMI, the DCGAN example).
+import type { Channels } from '../data/decode.js';
 import { MODEL_NAMES } from '../train/zoo.js';
 import type { FlagRule, Flags, Range } from './args.js';
 
+/** --channels: what every image is decoded to. */
+export const channelFlags = {
+  channels: {
+    type: 'string',
+    choices: ['1', '3'],
+    help: 'decode every image to 1 (grayscale) or 3 (RGB) channels (default: the data’s own; image folders: RGB unless all images are grayscale, as logged)',
+  },
+} as const satisfies Flags;
+
+/** The channel count --channels asks for, or undefined for the data's own. */
+export function channelsOf(flag: string | undefined): Channels | undefined {
+  return flag === undefined ? undefined : flag === '1' ? 1 : 3;
+}
+
 export const dataFlags = {
+  ...channelFlags,
   dataroot: {
     type: 'string',
     help: 'an image folder (root/<class>/*.png|jpg), an IDX or CIFAR folder, a pack, or fashion-mnist; the built-in Fashion-MNIST subset when left out',
