@@ -133,7 +133,8 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): Saf
   if (bytes.length < 8) fail('shorter than the 8-byte header length');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(view.getBigUint64(0, true));
-  if (n > MAX_HEADER) fail(`header of ${n} bytes exceeds ${MAX_HEADER}`);
+  // A safetensors file opens with a sane header length and then '{': anything else is another kind of file.
+  if (n > MAX_HEADER || (bytes.length > 8 && bytes[8] !== 0x7b)) fail('not a safetensors file (it does not start with a header length and a JSON header)');
   if (8 + n > bytes.length) fail(`header of ${n} bytes runs past the end of the ${bytes.length}-byte file`);
   let header: unknown;
   try {

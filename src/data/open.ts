@@ -98,11 +98,20 @@ async function openFolder(spec: SourceSpec & { kind: 'image-folder' | 'unlabeled
   const dir = cacheDirFor(root, spec, options.imageSize, channels);
   const fingerprint = listingFingerprint(listing);
   const index = readPackIndex(dir);
-  if (!index || !packMatches(index, fingerprint, options.imageSize, channels)) {
-    info(`${index ? 'rebuilding' : 'building'} the packed cache of ${listing.roots.join(', ')} (${listing.files.length} images, ${options.imageSize}px) in ${dir}`);
-    await writePack(new FileDataset(listing, folderOptions), dir, { source: spec, fingerprint, onProgress: options.onProgress, onWarning: warn });
+  const build = (why: string) => {
+    info(`${why} the packed cache of ${listing.roots.join(', ')} (${listing.files.length} images, ${options.imageSize}px) in ${dir}`);
+    return writePack(new FileDataset(listing, folderOptions), dir, { source: spec, fingerprint, onProgress: options.onProgress, onWarning: warn });
+  };
+  if (!index || !packMatches(index, fingerprint, options.imageSize, channels)) await build(index ? 'rebuilding' : 'building');
+  try {
+    return openPack(dir, { onWarning: warn });
+  } catch (err) {
+    // The cache is dawnet's own: a damaged one (a truncated shard) is rebuilt, not reported.
+    if (!(err instanceof DataError)) throw err;
+    warn(`${err.message.replace(/;.*$/, '')}`);
+    await build('rebuilding the damaged');
+    return openPack(dir, { onWarning: warn });
   }
-  return openPack(dir, { onWarning: warn });
 }
 
 /** A pack given as the dataroot: rebuilt in place when its source still exists and has changed. */
