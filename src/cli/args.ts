@@ -84,9 +84,19 @@ export function parseCommand<F extends Flags>(cmd: Command<F>, argv: readonly st
       }
     }
   }
+  // A negative number after a numeric flag is its value (parseArgs would call it ambiguous), so
+  // that `--lr -1` gets the range check's message.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const [arg, next] = [argv[i]!, argv[i + 1]];
+    const f = arg.startsWith('--') ? cmd.flags[canonical.get(arg.slice(2)) ?? ''] : undefined;
+    const numeric = f?.type === 'int' || f?.type === 'number';
+    if (numeric && next !== undefined && /^-[\d.]/.test(next)) args.push(`${arg}=${argv[++i]}`);
+    else args.push(arg);
+  }
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new UsageError(`${cmd.name}: ${err instanceof Error ? err.message.replace(/\s*\n\s*/g, ' ') : String(err)} (see --help)`);
   }
