@@ -24,6 +24,7 @@ import * as F from '../src/functional.js';
 import { Linear } from '../src/nn/linear.js';
 import { checkLabels, LabelError } from '../src/ops/losses.js';
 import { Generator } from '../src/random.js';
+import { Meter } from '../src/train/meter.js';
 import { tensor } from '../src/creation.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dawnet-bad-input-'));
@@ -178,8 +179,14 @@ describe('labels and dtypes', () => {
     const good = tensor(Int32Array.of(2, 0), [2]);
     F.crossEntropy(logits, good).dispose();
     await checkLabels();
-    good.dispose();
-    logits.dispose();
+    // A training loop learns of it at its next report: the meters' readback checks the flag.
+    const meter = new Meter();
+    const bad = tensor(Int32Array.of(7, 0), [2]);
+    const loss = F.crossEntropy(logits, bad);
+    meter.add(loss);
+    await expect(meter.mean()).rejects.toThrow(/e\.g\. 7/);
+    meter.reset();
+    for (const t of [good, bad, loss, logits]) t.dispose();
   });
 
   it('int32 tensors take no float arithmetic (PyTorch would promote; reading the bits as floats is refused)', () => {

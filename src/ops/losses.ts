@@ -24,12 +24,16 @@ function checkLogitsAndLabels(op: string, logits: Tensor, labels: Tensor): [numb
 /** A label outside [0, C) given to crossEntropy or topkAccuracy (PyTorch's IndexError). */
 export class LabelError extends RangeError {}
 
-/** [bad labels seen, one of them], counted on the GPU by label_check since the last checkLabels. */
-let labelFlag: { tensor: Tensor; device: object } | null = null;
+/**
+ * [bad labels seen, one of them], counted on the GPU by label_check; `unread` when labels were
+ * checked since the last checkLabels, so a report with several meters reads it back once.
+ */
+let labelFlag: { tensor: Tensor; device: object; unread: boolean } | null = null;
 
 function flagBadLabels(labels: Tensor, rows: number, classes: number): void {
   const device = backend();
-  if (labelFlag?.device !== device) labelFlag = { tensor: filled([2], 0, 'int32').keep(), device };
+  if (labelFlag?.device !== device) labelFlag = { tensor: filled([2], 0, 'int32').keep(), device, unread: false };
+  labelFlag.unread = true;
   launch('losses', 'label_check', { label: labels, label_error: labelFlag.tensor }, { rows, classes, k: 0, logits: 0, scale: 1 }, groups1d(rows, WG));
 }
 
@@ -38,7 +42,8 @@ function flagBadLabels(labels: Tensor, rows: number, classes: number): void {
  * last call: one small readback, made where a loop reads its losses anyway.
  */
 export async function checkLabels(): Promise<void> {
-  if (!labelFlag || labelFlag.device !== backend()) return;
+  if (!labelFlag?.unread || labelFlag.device !== backend()) return;
+  labelFlag.unread = false;
   const [count, example] = (await labelFlag.tensor.toArray()) as Int32Array;
   if (!count) return;
   labelFlag.tensor.dispose();
