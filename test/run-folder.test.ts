@@ -47,9 +47,12 @@ const epochs = (dir: string) =>
 
 describe('one run per folder', () => {
   const first = join(root, 'runs', 'first');
+  // One epoch of RotNet in `first`, made by whichever test needs it first (each test runs alone too).
+  let firstRun: Promise<unknown> | null = null;
+  const ensureFirst = () => (firstRun ??= runCommand('train:rotnet', rotnet(first, 1)));
 
   it('running a command twice into one --outf is refused and changes nothing of the first run', async () => {
-    await runCommand('train:rotnet', rotnet(first, 1));
+    await ensureFirst();
     const before = snapshot(first);
     expect(Object.keys(before)).toContain('net_best.safetensors');
     const again = runCommand('train:rotnet', rotnet(first, 1, ['--lr', '0.5']));
@@ -59,6 +62,7 @@ describe('one run per folder', () => {
   });
 
   it('--resume of the folder continues its own run; a run continued elsewhere keeps its own best', async () => {
+    await ensureFirst();
     await runCommand('train:rotnet', rotnet(first, 2, ['--resume', first]));
     expect(epochs(first)).toEqual([1, 2]);
     const stray = join(root, 'runs', 'stray');

@@ -8,7 +8,7 @@ import { GpuError } from '../gpu/backend.js';
 import { init, shutdown } from '../runtime.js';
 import { takeInterruptionStatus } from '../train/run.js';
 import { UsageError } from './args.js';
-import { runMain } from './errors.js';
+import { reportError, runMain } from './errors.js';
 import { invoke, type CliCommand } from './common.js';
 import { dcgan } from './commands/dcgan.js';
 import { evaluateCommand } from './commands/evaluate.js';
@@ -60,5 +60,9 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  // Errors raised outside the command's own promise (a worker thread, a stray callback) get the same one line.
+  const fatal = (err: unknown) => process.exit(reportError(err));
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
   void runMain(() => main(process.argv.slice(2)));
 }

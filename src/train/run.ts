@@ -58,13 +58,15 @@ function refuseHeld(outf: string, held: string): never {
  * runs/<command>, runs/<command>-2, … that holds nothing.
  */
 export function chooseRunFolder(command: string, a: RunFolderArgs): string {
+  // Checked before any folder is made, so a mistyped --resume leaves nothing behind.
+  if (a.resume !== undefined && !existsSync(a.resume)) throw new RunFolderError(`--resume: ${a.resume} does not exist`);
   if (a.outf !== undefined) {
     if (a.outf.trim() === '') throw new RunFolderError('--outf is empty; give a folder');
     const held = heldRun(a.outf);
     if (held && !continues(a.outf, a.resume)) refuseHeld(a.outf, held);
     return a.outf;
   }
-  if (a.resume !== undefined && existsSync(a.resume)) return statSync(a.resume).isDirectory() ? a.resume : dirname(a.resume);
+  if (a.resume !== undefined) return statSync(a.resume).isDirectory() ? a.resume : dirname(a.resume);
   const base = `runs/${command.replace(/^train:/, '')}`;
   for (let k = 1; ; k++) {
     const dir = k === 1 ? base : `${base}-${k}`;
