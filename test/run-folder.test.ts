@@ -180,4 +180,17 @@ describe('signals', () => {
     expect(saved.some((f) => f === 'net_last.safetensors' || /^net_epoch_\d+\.safetensors$/.test(f))).toBe(true);
     expect(saved).not.toContain('.lock');
   });
+
+  it('no GPU adapter is one error with what to install, exit 1, no stack trace (its own process)', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train:rotnet', '--epochs', '1', '--outf', join(root, 'runs', 'no-adapter')], {
+      env: { ...process.env, DAWNET_ADAPTER: 'no-such-adapter', DAWNET_QUIET: '1' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    expect(status, stderr).toBe(1);
+    expect(stderr).toMatch(/^error: cannot open a GPU device: No WebGPU adapter was found\.$/m);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(join(root, 'runs', 'no-adapter'))).toBe(false);
+  });
 });

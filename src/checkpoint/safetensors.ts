@@ -134,8 +134,10 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): Saf
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(view.getBigUint64(0, true));
   // A safetensors file opens with a sane header length and then '{': anything else is another kind of file.
-  if (n > MAX_HEADER || (bytes.length > 8 && bytes[8] !== 0x7b)) fail('not a safetensors file (it does not start with a header length and a JSON header)');
+  const notSafetensors = 'not a safetensors file (it does not start with a header length and a JSON header)';
+  if (n > MAX_HEADER) fail(notSafetensors);
   if (8 + n > bytes.length) fail(`header of ${n} bytes runs past the end of the ${bytes.length}-byte file`);
+  if (bytes[8] !== 0x7b) fail(notSafetensors);
   let header: unknown;
   try {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
