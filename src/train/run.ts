@@ -41,11 +41,14 @@ export function heldRun(dir: string): string | null {
   return `${names.length} file(s) (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''})`;
 }
 
-/** Whether --resume `resume` continues the run in `outf`: it is the folder, a file in it, or a folder above it. */
+/**
+ * Whether --resume `resume` continues the run in `outf`: it is the folder, a file or folder in
+ * it, or a folder above it (train:student keeps a run folder per stage inside its own).
+ */
 function continues(outf: string, resume: string | undefined): boolean {
   if (resume === undefined) return false;
   const [r, o] = [resolve(resume), resolve(outf)];
-  return r === o || dirname(r) === o || o.startsWith(r + sep);
+  return r === o || r.startsWith(o + sep) || o.startsWith(r + sep);
 }
 
 function refuseHeld(outf: string, held: string): never {
@@ -107,6 +110,7 @@ function repairMetrics(path: string, warn: (message: string) => void): void {
   const lines = readFileSync(path, 'utf8').split('\n');
   while (lines.length > 0 && lines.at(-1)!.trim() === '') lines.pop();
   const bad = lines.findIndex((line) => {
+    if (line.trim() === '') return false;
     try {
       JSON.parse(line);
       return false;
@@ -123,11 +127,14 @@ function repairMetrics(path: string, warn: (message: string) => void): void {
 /** The signal that interrupted the latest run of this process, if any. */
 let lastSignal: NodeJS.Signals | null = null;
 
-/** The exit status an interrupted run ends with (128 + signal number: 130, 143), or 0; clears it. */
+/** The exit status of a process a signal stopped: 128 + its number (SIGINT 130, SIGTERM 143). */
+const statusOf = (signal: NodeJS.Signals): number => (signal === 'SIGINT' ? 130 : 143);
+
+/** The exit status an interrupted run ends with (130, 143), or 0 when none was; clears it. */
 export function takeInterruptionStatus(): number {
   const signal = lastSignal;
   lastSignal = null;
-  return signal === 'SIGINT' ? 130 : signal === 'SIGTERM' ? 143 : 0;
+  return signal ? statusOf(signal) : 0;
 }
 
 export interface ProgressState {
@@ -152,10 +159,9 @@ export class Run {
   interrupted = lastSignal !== null;
   private readonly lock: string;
   private readonly onSignal = (signal: NodeJS.Signals) => {
-    const status = signal === 'SIGINT' ? 130 : 143;
     if (this.interrupted) {
       this.releaseLock();
-      process.exit(status);
+      process.exit(statusOf(signal));
     }
     this.interrupted = true;
     lastSignal = signal;
