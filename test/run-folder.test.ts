@@ -88,6 +88,11 @@ describe('one run per folder', () => {
       writeFileSync('runs/rotnet/net_epoch_1.safetensors', '');
       expect(chooseRunFolder('train:rotnet', { resume: 'runs/rotnet/net_epoch_1.safetensors' })).toBe('runs/rotnet');
       expect(() => chooseRunFolder('train:rotnet', { outf: 'runs/rotnet' })).toThrow(/already holds a train:rotnet run/);
+      // A stage's checkpoint inside the folder (train:student's pretrain/) continues the folder's run.
+      mkdirSync('runs/rotnet/pretrain');
+      writeFileSync('runs/rotnet/pretrain/net_epoch_1.safetensors', '');
+      expect(chooseRunFolder('train:student', { outf: 'runs/rotnet', resume: 'runs/rotnet/pretrain/net_epoch_1.safetensors' })).toBe('runs/rotnet');
+      expect(() => chooseRunFolder('train:rotnet', { resume: 'runs/nowhere' })).toThrow('--resume: runs/nowhere does not exist');
       expect(() => chooseRunFolder('train:rotnet', { outf: ' ' })).toThrow('--outf is empty');
     } finally {
       process.chdir(cwd);
