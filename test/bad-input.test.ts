@@ -98,6 +98,21 @@ describe('errors reaching the CLI', () => {
     expect(explainError(fsError('EACCES', cache)).message).toMatch(/set DAWNET_CACHE to a writable folder/);
   });
 
+  it('an unwritable cache folder names DAWNET_CACHE', async () => {
+    const file = join(root, 'cache-is-a-file');
+    writeFileSync(file, '');
+    const previous = process.env.DAWNET_CACHE;
+    process.env.DAWNET_CACHE = join(file, 'packs');
+    let message = '';
+    try {
+      await openDataset(join(BUILTIN_ROOT, 'test'), { imageSize: 8, onInfo: () => {} }).catch((err: unknown) => (message = explainError(err).message));
+    } finally {
+      if (previous === undefined) delete process.env.DAWNET_CACHE;
+      else process.env.DAWNET_CACHE = previous;
+    }
+    expect(message).toMatch(/^error: .*cache-is-a-file.*: part of this path is a file, not a folder \(the packed-image cache: set DAWNET_CACHE to a writable folder/);
+  });
+
   it('usage errors exit 2, JSON and library errors 1, bugs say so; none prints a stack', () => {
     expect(explainError(new UsageError('train:rotnet: bad'))).toEqual({ message: 'train:rotnet: bad', status: 2 });
     let syntax: unknown;
