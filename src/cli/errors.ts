@@ -32,7 +32,7 @@ function fileSystemMessage(err: NodeJS.ErrnoException): string | null {
   if (!describe) return null;
   const path = err.path ?? (err as { dest?: string }).dest ?? '(unknown path)';
   const cache = defaultCacheRoot();
-  const hint = path.startsWith(cache) ? ` (the packed-image cache: set DAWNET_CACHE to a writable folder, or pass --no-cache where offered)` : '';
+  const hint = path.startsWith(cache) ? ` (the packed-image cache: set DAWNET_CACHE to a writable folder)` : '';
   return `${describe(path)}${hint}`;
 }
 
