@@ -130,7 +130,7 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): Saf
   const fail = (why: string): never => {
     throw new SafetensorsError(`${source}: ${why}`);
   };
-  if (bytes.length < 8) fail('shorter than the 8-byte header length');
+  if (bytes.length < 8) fail(`not a safetensors file (${bytes.length} bytes, shorter than the 8-byte header length)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(view.getBigUint64(0, true));
   // A safetensors file opens with a sane header length and then '{': anything else is another kind of file.
