@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { GpuError } from '../gpu/backend.js';
 import { init, shutdown } from '../runtime.js';
 import { takeInterruptionStatus } from '../train/run.js';
-import { UsageError } from './args.js';
+import { parseCommand, UsageError } from './args.js';
 import { reportError, runMain } from './errors.js';
 import { invoke, type CliCommand } from './common.js';
 import { dcgan } from './commands/dcgan.js';
@@ -41,16 +41,16 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${usage()}\n`);
     return;
   }
-  if (!COMMANDS[name]) throw new UsageError(`unknown command '${name}'\n${usage()}`);
-  if (rest.includes('--help')) {
-    await runCommand(name, rest);
-    return;
-  }
+  const cmd = COMMANDS[name];
+  if (!cmd) throw new UsageError(`unknown command '${name}'\n${usage()}`);
+  // Flags are checked before the device opens: a typo costs no GPU start-up.
+  const args = parseCommand(cmd.spec, rest);
+  if (args === null) return;
   await init().catch((err: unknown) => {
     throw new GpuError(`cannot open a GPU device: ${err instanceof Error ? err.message : String(err)}`);
   });
   try {
-    await runCommand(name, rest);
+    await cmd.run(args);
   } finally {
     shutdown();
   }
