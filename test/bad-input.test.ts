@@ -2,7 +2,7 @@
 // faults, damaged checkpoints and caches, odd folders (symlink loops, mixed gray and colour
 // images), CIFAR and IDX files read as unlabeled data, out-of-range labels, mixed int/float
 // arithmetic. Each `kinds` entry counts one kind of bad input these tests cover.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -296,7 +296,7 @@ describe('leftovers of a killed process', () => {
     expect(readdirSync(dir).sort()).toEqual([`metrics.jsonl.tmp-${process.pid}`, 'net_epoch_1.safetensors']);
   });
 
-  it('a truncated shard of the automatic cache is rebuilt, not reported', async () => {
+  it('a truncated shard of the automatic cache is rebuilt, not reported; a killed build’s temporary pack is removed', async () => {
     const src = join(root, 'cached', 'a');
     mkdirSync(src, { recursive: true });
     for (const f of readdirSync(join(BUILTIN_ROOT, 'train', '1-trouser')).sort().slice(0, 3)) copyFileSync(join(BUILTIN_ROOT, 'train', '1-trouser', f), join(src, f));
@@ -304,12 +304,15 @@ describe('leftovers of a killed process', () => {
     const quiet = { imageSize: 8, cache, onInfo: () => {}, onWarning: () => {} };
     (await openDataset(join(root, 'cached'), quiet)).close();
     const packDir = join(cache, readdirSync(cache)[0]!);
+    const stale = join(cache, `.${readdirSync(cache)[0]!}.tmp-${2 ** 22 + 99}-1700000000000`);
+    mkdirSync(stale);
     const shard = readdirSync(packDir).find((f) => f !== 'index.json')!;
     truncateSync(join(packDir, shard), 10);
     const warnings: string[] = [];
     const reopened = await openDataset(join(root, 'cached'), { ...quiet, onWarning: (m) => warnings.push(m) });
     expect(reopened.length).toBe(3);
     expect(warnings.join('\n')).toMatch(/truncated/);
+    expect(existsSync(stale)).toBe(false);
     await reopened.close();
   });
 });

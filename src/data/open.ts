@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { removeStaleTemps } from '../atomic-file.js';
 import { BUILTIN_NAME, builtinRoot, fashionMnist } from './builtin.js';
 import { findCifar, cifarDataset } from './cifar.js';
 import type { Dataset } from './dataset.js';
@@ -95,6 +96,8 @@ async function openFolder(spec: SourceSpec & { kind: 'image-folder' | 'unlabeled
   const folderOptions = { imageSize: options.imageSize, channels, onWarning: warn, pool: options.pool };
   if (options.cache === false) return new FileDataset(listing, folderOptions);
   const root = typeof options.cache === 'string' ? resolve(options.cache) : defaultCacheRoot();
+  // Half-written packs of killed processes are large: cleared at every open, not only at a rebuild.
+  removeStaleTemps(root);
   const dir = cacheDirFor(root, spec, options.imageSize, channels);
   const fingerprint = listingFingerprint(listing);
   const index = readPackIndex(dir);
