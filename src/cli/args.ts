@@ -47,7 +47,6 @@ export interface Range {
 /** Checks on a command's parsed values together (e.g. --nesterov with --momentum 0): a message, or null. */
 export type FlagRule = (values: Readonly<Record<string, unknown>>) => string | null;
 
-
 export interface Command<F extends Flags> {
   name: string;
   summary: string;

@@ -14,7 +14,7 @@ export const channelFlags = {
 } as const satisfies Flags;
 
 /** The channel count --channels asks for, or undefined for the data's own. */
-export function channelsOf(flag: string | undefined): Channels | undefined {
+export function requestedChannels(flag: string | undefined): Channels | undefined {
   return flag === undefined ? undefined : flag === '1' ? 1 : 3;
 }
 

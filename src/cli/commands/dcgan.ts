@@ -18,7 +18,7 @@ import { Run } from '../../train/run.js';
 import { Trainer } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { defineCommand, outfOf } from '../common.js';
-import { channelFlags, channelsOf, runFlags } from '../flags.js';
+import { channelFlags, requestedChannels, runFlags } from '../flags.js';
 
 export interface DcganResult {
   outf: string;
@@ -51,7 +51,7 @@ export const dcgan = defineCommand(
     if (a.imageSize !== 32 && a.imageSize !== 64) throw new UsageError(`train:dcgan: --imageSize must be 32 or 64, got ${a.imageSize}`);
     const imageSize = a.imageSize;
     const outf = outfOf('train:dcgan', a);
-    const splits = await openSplits(a.dataroot, { imageSize, channels: channelsOf(a.channels), unlabeled: true });
+    const splits = await openSplits(a.dataroot, { imageSize, channels: requestedChannels(a.channels), unlabeled: true });
     const data = splits.train;
     const nc = data.channels;
     const init = new Generator(a.manualSeed);

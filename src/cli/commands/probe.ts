@@ -21,7 +21,7 @@ import { Run } from '../../train/run.js';
 import { Trainer } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { buildFromSpec, checkDataMatches, defineCommand, outfOf, scheduleOf, specFromArgs } from '../common.js';
-import { channelsOf, dataFlags, labelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { requestedChannels, dataFlags, labelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 /** The heads under their blocks' names, so that one checkpoint holds them all. */
 class ProbeHeads extends Module {
@@ -62,7 +62,7 @@ export const probe = defineCommand(
     const meta = await loadCheckpoint(a.net);
     const spec = specFromArgs(meta.args, a.net);
     const outf = outfOf('train:probe', a);
-    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? spec.imageSize, channels: channelsOf(a.channels) ?? (spec.inChannels === 1 ? 1 : 3) });
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? spec.imageSize, channels: requestedChannels(a.channels) ?? (spec.inChannels === 1 ? 1 : 3) });
     const trunk = buildFromSpec(spec, a.manualSeed);
     const disposers: (() => void)[] = [() => trunk.dispose()];
     try {

@@ -17,7 +17,7 @@ import { Run } from '../../train/run.js';
 import { classifierPrefix } from '../../train/zoo.js';
 import { UsageError } from '../args.js';
 import { buildFromSpec, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { channelsOf, scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
+import { requestedChannels, scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 import { loadClassifier, selectPseudoLabels } from '../teacher.js';
 
 export interface StudentResult {
@@ -53,7 +53,7 @@ export const student = defineCommand(
     if (!a.teacher) throw new UsageError('train:student: --teacher is required (a classifier checkpoint)');
     if (!(a.topK >= 1 && a.topP >= 1)) throw new UsageError('train:student: --topK and --topP must be at least 1');
     const outf = outfOf('train:student', a);
-    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: channelsOf(a.channels) });
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: requestedChannels(a.channels) });
     const extra = a.unlabeledRoot ? await openSplits(a.unlabeledRoot, { imageSize: splits.train.imageSize, channels: splits.train.channels, unlabeled: true }) : null;
     try {
       const unlabeled = extra ? extra.train : splits.train;
