@@ -69,6 +69,9 @@ describe('one run per folder', () => {
     mkdirSync(stray, { recursive: true });
     writeFileSync(join(stray, 'notes.txt'), 'mine');
     await expect(runCommand('train:rotnet', rotnet(stray, 3, ['--resume', first]))).rejects.toThrow(`${stray} already holds 1 file(s) (notes.txt)`);
+    await expect(runCommand('train:dcgan', ['--dataroot', data, '--imageSize', '32', '--batchSize', '8', '--resume', first, '--outf', first])).rejects.toThrow(
+      `${first} holds a train:rotnet run, not a train:dcgan run; --resume continues a run of the same command`,
+    );
     // Into a fresh folder, the continued run starts its own best: its first epoch is written as net_best.
     const elsewhere = join(root, 'runs', 'elsewhere');
     await runCommand('train:rotnet', rotnet(elsewhere, 3, ['--resume', join(first, 'net_epoch_2.safetensors')]));

@@ -184,6 +184,7 @@ export class Run {
     try {
       const held = heldRun(outf);
       if (held && !continues(outf, args.resume)) refuseHeld(outf, held);
+      if (held?.startsWith('a ') && held !== `a ${command} run`) throw new RunFolderError(`${outf} holds ${held}, not a ${command} run; --resume continues a run of the same command`);
       const removed = removeStaleTemps(outf);
       if (removed.length > 0) this.log(`removed ${removed.length} temporary file(s) a stopped run left in ${outf}: ${removed.join(', ')}`);
       if (held) repairMetrics(this.metricsPath, (m) => this.log(m));
