@@ -23,23 +23,32 @@ export interface RunFolderArgs {
   resume?: string;
 }
 
-/** What a folder holds, for messages ("a train:rotnet run"), or null when it holds nothing. */
-export function heldRun(dir: string): string | null {
-  let names: string[];
+/** What a folder holds: the command of the run in it (from args.json, when readable) and its files. */
+export interface HeldRun {
+  command: string | null;
+  files: string[];
+}
+
+/** What `dir` holds, or null when it holds nothing (hidden files aside: a lock, a temporary pack). */
+export function heldRun(dir: string): HeldRun | null {
+  let files: string[];
   try {
-    names = readdirSync(dir).filter((n) => !n.startsWith('.'));
+    files = readdirSync(dir).filter((n) => !n.startsWith('.'));
   } catch {
     return null;
   }
-  if (names.length === 0) return null;
+  if (files.length === 0) return null;
   try {
     const { command } = JSON.parse(readFileSync(join(dir, 'args.json'), 'utf8')) as { command?: unknown };
-    if (typeof command === 'string') return `a ${command} run`;
+    return { command: typeof command === 'string' ? command : null, files };
   } catch {
-    // No readable args.json: describe the files instead.
+    return { command: null, files };
   }
-  return `${names.length} file(s) (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''})`;
 }
+
+/** "a train:rotnet run", or the files when no run says what it is. */
+const describeHeld = ({ command, files }: HeldRun): string =>
+  command ? `a ${command} run` : `${files.length} file(s) (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', …' : ''})`;
 
 /**
  * Whether --resume `resume` continues the run in `outf`: it is the folder, a file or folder in
@@ -51,8 +60,8 @@ function continues(outf: string, resume: string | undefined): boolean {
   return r === o || r.startsWith(o + sep) || o.startsWith(r + sep);
 }
 
-function refuseHeld(outf: string, held: string): never {
-  throw new RunFolderError(`${outf} already holds ${held}; continue it with --resume ${outf}, or pass a new --outf (nothing in ${outf} was changed)`);
+function refuseHeld(outf: string, held: HeldRun): never {
+  throw new RunFolderError(`${outf} already holds ${describeHeld(held)}; continue it with --resume ${outf}, or pass a new --outf (nothing in ${outf} was changed)`);
 }
 
 /**
@@ -184,7 +193,7 @@ export class Run {
     try {
       const held = heldRun(outf);
       if (held && !continues(outf, args.resume)) refuseHeld(outf, held);
-      if (held?.startsWith('a ') && held !== `a ${command} run`) throw new RunFolderError(`${outf} holds ${held}, not a ${command} run; --resume continues a run of the same command`);
+      if (held?.command && held.command !== command) throw new RunFolderError(`${outf} holds ${describeHeld(held)}, not a ${command} run; --resume continues a run of the same command`);
       const removed = removeStaleTemps(outf);
       if (removed.length > 0) this.log(`removed ${removed.length} temporary file(s) a stopped run left in ${outf}: ${removed.join(', ')}`);
       if (held) repairMetrics(this.metricsPath, (m) => this.log(m));
