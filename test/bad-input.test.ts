@@ -12,7 +12,7 @@ import { checkClassNames } from '../src/checkpoint/classes.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { readSafetensors } from '../src/checkpoint/safetensors.js';
 import { UsageError, parseCommand, type Flags } from '../src/cli/args.js';
-import { explainError } from '../src/cli/errors.js';
+import { explainError, reportError } from '../src/cli/errors.js';
 import { FLAG_RANGES } from '../src/cli/flags.js';
 import { COMMANDS } from '../src/cli/main.js';
 import { BUILTIN_ROOT } from '../src/data/builtin.js';
@@ -125,6 +125,27 @@ describe('errors reaching the CLI', () => {
     expect(explainError(new RangeError('index 9 is out of range')).message).toBe('error: index 9 is out of range');
     expect(explainError(new TypeError('x is undefined')).message).toMatch(/looks like a bug in dawnet; DAWNET_DEBUG=1 prints the stack trace/);
     for (const err of [new Error('a'), new TypeError('b'), fsError('ENOENT', '/x')]) expect(explainError(err).message).not.toMatch(/\n\s+at /);
+  });
+
+  it('DAWNET_DEBUG=1 adds the stack trace, and only then', () => {
+    const printed = (debug: boolean): string => {
+      const lines: string[] = [];
+      const write = process.stderr.write.bind(process.stderr);
+      const previous = process.env.DAWNET_DEBUG;
+      process.stderr.write = ((chunk: string) => lines.push(String(chunk)) > 0) as typeof process.stderr.write;
+      if (debug) process.env.DAWNET_DEBUG = '1';
+      else delete process.env.DAWNET_DEBUG;
+      try {
+        expect(reportError(new TypeError('x is undefined'))).toBe(1);
+      } finally {
+        process.stderr.write = write;
+        if (previous === undefined) delete process.env.DAWNET_DEBUG;
+        else process.env.DAWNET_DEBUG = previous;
+      }
+      return lines.join('');
+    };
+    expect(printed(false)).toBe('error: x is undefined (this looks like a bug in dawnet; DAWNET_DEBUG=1 prints the stack trace)\n');
+    expect(printed(true)).toMatch(/^error: x is undefined\nTypeError: x is undefined\n\s+at /);
   });
 });
 
