@@ -8,6 +8,7 @@ import type { AugmentOptions } from '../data/augment.js';
 import type { FeatureNet } from '../nn/feature-net.js';
 import { Generator } from '../random.js';
 import { constant, cosine, lookupTable, polynomialWarmup, stepDecay, type Schedule } from '../optim/schedules.js';
+import { chooseRunFolder, type RunFolderArgs } from '../train/run.js';
 import { buildModel, MODEL_NAMES, type ModelName } from '../train/zoo.js';
 import { parseCommand, UsageError, type Command, type Flags, type Parsed } from './args.js';
 
@@ -26,9 +27,9 @@ export async function invoke<F extends Flags, R>(cmd: CliCommand<F, R>, argv: re
   return args === null ? null : cmd.run(args);
 }
 
-/** The default output folder of a command: runs/<name without 'train:'>. */
-export function outfOf(command: string, outf: string | undefined): string {
-  return outf ?? `runs/${command.replace(/^train:/, '')}`;
+/** The folder a command writes its run to (see chooseRunFolder: never one holding another run). */
+export function outfOf(command: string, a: RunFolderArgs): string {
+  return chooseRunFolder(command, a);
 }
 
 export interface ScheduleFlags {
@@ -112,7 +113,7 @@ export function specFromArgs(args: Record<string, unknown> | undefined, path: st
 export function checkDataMatches(spec: ModelSpec, data: Dataset, where: string): void {
   if (data.channels !== spec.inChannels || data.imageSize !== spec.imageSize) {
     throw new UsageError(
-      `${where}: the model takes ${spec.inChannels}-channel ${spec.imageSize}px images, the data has ${data.channels}-channel ${data.imageSize}px ones (pass --imageSize ${spec.imageSize})`,
+      `${where}: the model takes ${spec.inChannels}-channel ${spec.imageSize}px images, the data has ${data.channels}-channel ${data.imageSize}px ones (pass --imageSize ${spec.imageSize} --channels ${spec.inChannels})`,
     );
   }
 }

@@ -4,6 +4,7 @@
 // real labels. Output: pseudo_labels.json, then pretrain/ and finetune/ runs.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkClassNames } from '../../checkpoint/classes.js';
 import { DataLoader } from '../../data/loader.js';
 import { Generator, defaultGenerator } from '../../random.js';
 import { resolveResume } from '../../train/checkpoints.js';
@@ -17,7 +18,7 @@ import { Run } from '../../train/run.js';
 import { classifierPrefix } from '../../train/zoo.js';
 import { UsageError } from '../args.js';
 import { buildFromSpec, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
+import { requestedChannels, scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 import { loadClassifier, selectPseudoLabels } from '../teacher.js';
 
 export interface StudentResult {
@@ -52,8 +53,8 @@ export const student = defineCommand(
   async (a): Promise<StudentResult> => {
     if (!a.teacher) throw new UsageError('train:student: --teacher is required (a classifier checkpoint)');
     if (!(a.topK >= 1 && a.topP >= 1)) throw new UsageError('train:student: --topK and --topP must be at least 1');
-    const outf = outfOf('train:student', a.outf);
-    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize });
+    const outf = outfOf('train:student', a);
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: requestedChannels(a.channels) });
     const extra = a.unlabeledRoot ? await openSplits(a.unlabeledRoot, { imageSize: splits.train.imageSize, channels: splits.train.channels, unlabeled: true }) : null;
     try {
       const unlabeled = extra ? extra.train : splits.train;
@@ -67,7 +68,7 @@ export const student = defineCommand(
         const { model: teacher, spec } = await loadClassifier(a.teacher);
         try {
           checkDataMatches(spec, unlabeled, `train:student: the teacher ${a.teacher}`);
-          if (spec.numClasses !== classes.length) throw new UsageError(`the teacher has ${spec.numClasses} classes, --dataroot ${classes.length}`);
+          checkClassNames(a.teacher, spec, classes, `--dataroot ${a.dataroot ?? '(the built-in set)'}`);
           const batchSize = inferenceBatch(teacher, [spec.inChannels, spec.imageSize, spec.imageSize]);
           const loader = new DataLoader(unlabeled, { batchSize, generator: new Generator(0), transform: { normalize: spec.normalize } });
           const { probs, indices } = await predict(loader, (x) => teacher.forward(x));
