@@ -2,14 +2,15 @@
 # One command for whatever GPU is present: the device probe, the op table's forward and gradient
 # tests with the GEMM kernel tests, the tuner, and the bench with PyTorch as a peer where
 # python3 has torch; writes bench/results/<device>.md and .json.
-#   npm run check:gpu [-- --quick]   (--quick: a smoke test that also suits lavapipe, saved as <device>-quick)
+#   npm run check:gpu [-- --quick]   (--quick: a smoke test that also suits lavapipe: fewer tests,
+#   a quick tune, the matmul bench alone; saved as <device>-quick)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=""
 case "${1:-}" in
   --help|-h)
-    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
     exit 0 ;;
   --quick) quick="--quick" ;;
   "") ;;
@@ -41,5 +42,10 @@ if python3 -c 'import torch' 2>/dev/null; then
 else
   echo "check:gpu: no python3 with torch here: the bench's PyTorch column is skipped"
 fi
-npm run -s bench -- $quick "${peer[@]}" --save "$name"
+# --quick times the matmul family alone: the whole suite takes most of an hour on lavapipe.
+if [[ -n $quick ]]; then
+  npm run -s bench:matmul -- --quick "${peer[@]}" --save "$name"
+else
+  npm run -s bench -- "${peer[@]}" --save "$name"
+fi
 echo "check:gpu: wrote bench/results/$name.md and .json"
