@@ -7,7 +7,7 @@
 import type { Uniforms } from '../gpu/backend.js';
 import { backend } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
-import { checkHyper, Optimizer, type ArenaOptions, type Chunk, type ParamGroup, type ParamState, type ParamsInput, type Run } from './optimizer.js';
+import { checkHyper, Optimizer, type ArenaOptions, type Chunk, type ParamGroup, type ParamState, type ParamsInput, type UpdateRange } from './optimizer.js';
 
 export interface SGDOptions extends ArenaOptions {
   /** Learning rate (PyTorch's default 1e-3). */
@@ -62,7 +62,7 @@ export class SGD extends Optimizer<SGDHyperparameters> {
     this.bufferReady[index] = state?.tensors.has(MOMENTUM) ?? false;
   }
 
-  protected update(group: ParamGroup<SGDHyperparameters>, chunk: Chunk, run: Run, common: Uniforms): void {
+  protected update(group: ParamGroup<SGDHyperparameters>, chunk: Chunk, run: UpdateRange, common: Uniforms): void {
     const gpu = backend();
     const uniforms: Uniforms = { ...common, start: run.start, count: run.count, lr: group.lr, weight_decay: group.weightDecay };
     const grid: [number] = [Math.ceil(run.count / 256)];

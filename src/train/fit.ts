@@ -12,7 +12,7 @@ import { SGD } from '../optim/sgd.js';
 import { LRScheduler, type Schedule } from '../optim/schedules.js';
 import { defaultGenerator, Generator } from '../random.js';
 import { scope } from '../scope.js';
-import { Checkpoints } from './checkpoints.js';
+import { RunCheckpoints } from './run-checkpoints.js';
 import { evaluate, type Accuracy } from './evaluate.js';
 import { forwardFrozen, trainExceptFrozen, type Frozen } from './freeze.js';
 import type { Run } from './run.js';
@@ -86,7 +86,7 @@ export async function fitClassifier({ run, model, frozen, headPrefix, data, sett
   const valLoader = data.val ? evalLoader(data.val, s.manualSeed + 3) : null;
   const { schedule, perIteration } = makeSchedule(loader.length);
   const scheduler = new LRScheduler(optimizer, schedule);
-  const checkpoints = new Checkpoints(run, {
+  const checkpoints = new RunCheckpoints(run, {
     model,
     optimizer,
     generators: { data: order, augment: loader.augmentGenerator, global: defaultGenerator },

@@ -6,7 +6,7 @@ import { GanClassifier } from '../../../models/dcgan.js';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import type { Dataset } from '../../data/dataset.js';
 import { defaultGenerator } from '../../random.js';
-import { channelStats, labeledSplit, openSplits } from '../../train/data.js';
+import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { fitClassifier, type FitResult } from '../../train/fit.js';
 import { freezeThrough } from '../../train/freeze.js';
 import { Run } from '../../train/run.js';

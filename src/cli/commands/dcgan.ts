@@ -11,8 +11,8 @@ import * as F from '../../functional.js';
 import { Adam } from '../../optim/adam.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
-import { Checkpoints } from '../../train/checkpoints.js';
-import { openSplits } from '../../train/data.js';
+import { RunCheckpoints } from '../../train/run-checkpoints.js';
+import { openSplits } from '../../train/splits.js';
 import { imageGridPng } from '../../train/png.js';
 import { Run } from '../../train/run.js';
 import { Trainer } from '../../train/trainer.js';
@@ -70,8 +70,8 @@ export const dcgan = defineCommand(
     const run = new Run(outf, 'train:dcgan', a);
     const generators = { data: order, noise, augment: loader.augmentGenerator, global: defaultGenerator };
     const args = { ...a, gan: { ndf: a.ndf, ngf: a.ngf, nz: a.nz, nc, imageSize, normalize } };
-    const ckD = new Checkpoints(run, { model: netD, optimizer: optD, generators, args, prefix: 'netD' });
-    const ckG = new Checkpoints(run, { model: netG, optimizer: optG, generators, args, prefix: 'netG' });
+    const ckD = new RunCheckpoints(run, { model: netD, optimizer: optD, generators, args, prefix: 'netD' });
+    const ckG = new RunCheckpoints(run, { model: netG, optimizer: optG, generators, args, prefix: 'netG' });
     const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
     const losses = { D: Number.NaN, G: Number.NaN };
     try {

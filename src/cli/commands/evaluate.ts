@@ -4,7 +4,7 @@
 import type { Dataset } from '../../data/dataset.js';
 import { DataLoader } from '../../data/loader.js';
 import { Generator } from '../../random.js';
-import { openSplits } from '../../train/data.js';
+import { openSplits } from '../../train/splits.js';
 import { predict } from '../../train/evaluate.js';
 import { loadClassifier } from '../teacher.js';
 import { UsageError } from '../args.js';

@@ -14,8 +14,8 @@ import { zeros } from '../../creation.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { Checkpoints } from '../../train/checkpoints.js';
-import { labeledSplit, openSplits } from '../../train/data.js';
+import { RunCheckpoints } from '../../train/run-checkpoints.js';
+import { labeledSplit, openSplits } from '../../train/splits.js';
 import { Meter } from '../../train/meter.js';
 import { Run } from '../../train/run.js';
 import { Trainer } from '../../train/trainer.js';
@@ -100,7 +100,7 @@ export const probe = defineCommand(
       const { schedule, perIteration } = scheduleOf(a, loader.length);
       const schedulers = Object.values(optimizers).map((o) => new LRScheduler(o, schedule));
       const run = new Run(outf, 'train:probe', a);
-      const checkpoints = new Checkpoints(run, {
+      const checkpoints = new RunCheckpoints(run, {
         model: all,
         optimizer: optimizers,
         generators: { data: order, global: defaultGenerator },

@@ -8,8 +8,8 @@ import { SGD } from '../../optim/sgd.js';
 import { LRScheduler } from '../../optim/schedules.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
-import { Checkpoints } from '../../train/checkpoints.js';
-import { channelStats, openSplits } from '../../train/data.js';
+import { RunCheckpoints } from '../../train/run-checkpoints.js';
+import { channelStats, openSplits } from '../../train/splits.js';
 import { evaluate } from '../../train/evaluate.js';
 import { imageGridPng } from '../../train/png.js';
 import { Run } from '../../train/run.js';
@@ -66,7 +66,7 @@ export const rotnet = defineCommand(
     const scheduler = new LRScheduler(optimizer, schedule);
 
     const run = new Run(outf, 'train:rotnet', a);
-    const checkpoints = new Checkpoints(run, {
+    const checkpoints = new RunCheckpoints(run, {
       model,
       optimizer,
       generators: { data, augment: loader.augmentGenerator, global: defaultGenerator },

@@ -14,8 +14,8 @@ import { LRScheduler } from '../../optim/schedules.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { Checkpoints } from '../../train/checkpoints.js';
-import { channelStats, labeledSplit, openSplits } from '../../train/data.js';
+import { RunCheckpoints } from '../../train/run-checkpoints.js';
+import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { evaluate, type Accuracy } from '../../train/evaluate.js';
 import { Run } from '../../train/run.js';
 import { Trainer } from '../../train/trainer.js';
@@ -91,7 +91,7 @@ export const sesemi = defineCommand(
       const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
       const scheduler = new LRScheduler(optimizer, schedule);
       const run = new Run(outf, 'train:sesemi', a);
-      const checkpoints = new Checkpoints(run, {
+      const checkpoints = new RunCheckpoints(run, {
         model,
         optimizer,
         generators: { data: order, augment: main.augmentGenerator, labeled: beside.generator, labeledAugment: beside.augmentGenerator, global: defaultGenerator },

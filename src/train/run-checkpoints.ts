@@ -28,7 +28,7 @@ export interface Watched {
   value: number;
 }
 
-export class Checkpoints {
+export class RunCheckpoints {
   private best: Watched | null = null;
   private readonly prefix: string;
 
