@@ -3,7 +3,7 @@
 import { Tensor } from '../tensor.js';
 import { groups1d, launch } from './launch.js';
 import type { OpDef, RefTensor } from './op.js';
-import { sumAxis } from './reduce.js';
+import { SUM_KERNELS, sumAxis } from './reduce.js';
 
 const WG = 64;
 
@@ -38,7 +38,7 @@ function bceOp(logits: boolean): OpDef<NoAttrs> {
   const flag = logits ? 1 : 0;
   const name = logits ? 'binaryCrossEntropyWithLogits' : 'binaryCrossEntropy';
   return {
-    kernel: 'losses',
+    kernels: ['losses.bce_forward', 'losses.bce_backward', 'losses.bce_backward_target', ...SUM_KERNELS],
     saves: ['in0', 'in1'],
     inputs: [logits ? 'real' : 'probability', 'probability'],
     forward([x, target]) {
@@ -84,7 +84,7 @@ function bceOp(logits: boolean): OpDef<NoAttrs> {
 
 export const lossOps = {
   crossEntropy: {
-    kernel: 'losses',
+    kernels: ['losses.cross_entropy_forward', 'losses.cross_entropy_backward', ...SUM_KERNELS],
     saves: ['in0', 'in1', 'extra0'],
     inputs: ['real', { labels: 0 }],
     forward([logits, labels]) {
@@ -123,7 +123,7 @@ export const lossOps = {
   binaryCrossEntropy: bceOp(false),
   binaryCrossEntropyWithLogits: bceOp(true),
   topkAccuracy: {
-    kernel: 'losses',
+    kernels: ['losses.topk_correct', ...SUM_KERNELS],
     saves: [],
     inputs: ['real', { labels: 0 }],
     forward([logits, labels], { k }) {
