@@ -1,6 +1,6 @@
 // Flags that several commands share, declared once. Names are those of the PyTorch scripts the
 // commands come from (RotNet, SESEMI, the DCGAN example).
-import { MODEL_NAMES } from '../train/zoo.js';
+import { MODEL_NAMES } from '../../models/registry.js';
 import type { Flags } from './args.js';
 
 export const dataFlags = {

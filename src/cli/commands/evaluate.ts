@@ -6,7 +6,7 @@ import { DataLoader } from '../../data/loader.js';
 import { Generator } from '../../random.js';
 import { openSplits } from '../../train/splits.js';
 import { predict } from '../../train/evaluate.js';
-import { loadClassifier } from '../teacher.js';
+import { loadClassifier } from '../../train/teacher.js';
 import { UsageError } from '../args.js';
 import { checkDataMatches, defineCommand } from '../common.js';
 

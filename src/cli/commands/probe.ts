@@ -3,6 +3,7 @@
 // reporting top-1 and top-5 per block on held-out images. Features are computed once per batch
 // and shared by every head.
 import { ConvHead, LinearProbe, MlpHead } from '../../../models/heads.js';
+import { buildModel, featureBlocks, specFromArgs } from '../../../models/registry.js';
 import { noGrad } from '../../autograd/tape.js';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import { DataLoader } from '../../data/loader.js';
@@ -20,7 +21,7 @@ import { Meter } from '../../train/meter.js';
 import { Run } from '../../train/run.js';
 import { Trainer } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { buildFromSpec, checkDataMatches, defineCommand, outfOf, scheduleOf, specFromArgs } from '../common.js';
+import { checkDataMatches, defineCommand, outfOf, scheduleOf } from '../common.js';
 import { dataFlags, labelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 /** The heads under their blocks' names, so that one checkpoint holds them all. */
@@ -63,7 +64,7 @@ export const probe = defineCommand(
     const spec = specFromArgs(meta.args, a.net);
     const outf = outfOf('train:probe', a.outf);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? spec.imageSize });
-    const trunk = buildFromSpec(spec, a.manualSeed);
+    const trunk = buildModel(spec, a.manualSeed);
     const disposers: (() => void)[] = [() => trunk.dispose()];
     try {
       checkDataMatches(spec, splits.train, 'train:probe');
@@ -78,7 +79,7 @@ export const probe = defineCommand(
           return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.shape.slice(1)]));
         }),
       );
-      const blocks = a.blocks ? a.blocks.split(',').map((b) => b.trim()) : trunk.stageNames.filter((s) => shapes[s]!.length === 3);
+      const blocks = a.blocks ? a.blocks.split(',').map((b) => b.trim()) : featureBlocks(spec, trunk);
       for (const b of blocks) {
         if (!shapes[b]) throw new UsageError(`--blocks: no stage '${b}' in ${spec.model} (stages: ${trunk.stageNames.join(', ')})`);
         if (a.head === 'conv' && shapes[b]!.length !== 3) throw new UsageError(`--head conv needs feature maps; '${b}' gives [${shapes[b]!.join(', ')}]`);

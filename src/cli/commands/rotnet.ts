@@ -2,6 +2,7 @@
 // at 0°, 90°, 180° and 270° in the same batch and the network learns to tell which. No labels are
 // used; rotation accuracy on held-out images is measured after each epoch.
 import { writeFileSync } from 'node:fs';
+import { buildModel } from '../../../models/registry.js';
 import { DataLoader } from '../../data/loader.js';
 import * as F from '../../functional.js';
 import { SGD } from '../../optim/sgd.js';
@@ -15,7 +16,7 @@ import { imageGridPng } from '../../train/png.js';
 import { Run } from '../../train/run.js';
 import { Trainer } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { buildFromSpec, defineCommand, modelSpecOf, outfOf, scheduleOf, transformOf } from '../common.js';
+import { defineCommand, modelSpecOf, outfOf, scheduleOf, transformOf } from '../common.js';
 import { dataFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 export interface RotnetResult {
@@ -61,7 +62,7 @@ export const rotnet = defineCommand(
     });
     const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, { rotation: 'all' }) });
     const { schedule, perIteration } = scheduleOf(a, loader.length);
-    const model = buildFromSpec(spec, a.manualSeed);
+    const model = buildModel(spec, a.manualSeed);
     const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
     const scheduler = new LRScheduler(optimizer, schedule);
 

@@ -2,6 +2,7 @@
 // a labeled batch (cross-entropy on the classes) and an unlabeled batch of rotated images
 // (cross-entropy on the rotation, weighted), with SESEMI's polynomial rate and linear warm-up.
 // An epoch is one pass over the unlabeled images; the labeled ones cycle beside them.
+import { buildModel } from '../../../models/registry.js';
 import { noGrad } from '../../autograd/tape.js';
 import { zeros } from '../../creation.js';
 import { DataLoader, JointLoader } from '../../data/loader.js';
@@ -20,7 +21,7 @@ import { evaluate, type Accuracy } from '../../train/evaluate.js';
 import { Run } from '../../train/run.js';
 import { Trainer } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { buildFromSpec, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
+import { defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
 import { scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 
 /** The classifier with a rotation head beside it; its state dict is the classifier's plus rotation_head.*. */
@@ -84,7 +85,7 @@ export const sesemi = defineCommand(
       const joint = new JointLoader(main, beside);
       const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize * 2, generator: new Generator(a.manualSeed + 2), transform: { normalize } });
       const { schedule, perIteration } = scheduleOf(a, main.length);
-      const net = buildFromSpec(spec, a.manualSeed);
+      const net = buildModel(spec, a.manualSeed);
       const shared = net.stageNames[net.stageNames.length - 2]!;
       const shape = noGrad(() => scope(() => net.features(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize]), [shared])[shared]!.shape.slice(1)));
       const model = new SesemiNet(net, shape, a.manualSeed + 20);

@@ -4,20 +4,19 @@
 // real labels. Output: pseudo_labels.json, then pretrain/ and finetune/ runs.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataLoader } from '../../data/loader.js';
-import { Generator, defaultGenerator } from '../../random.js';
+import { buildModel, classifierPrefix } from '../../../models/registry.js';
+import { defaultGenerator } from '../../random.js';
 import { resolveResume } from '../../train/run-checkpoints.js';
 import { channelStats, labeledSplit, openSplits, Relabeled } from '../../train/splits.js';
-import { predict, type Accuracy } from '../../train/evaluate.js';
+import type { Accuracy } from '../../train/evaluate.js';
 import { fitClassifier } from '../../train/fit.js';
 import { freezeThrough } from '../../train/freeze.js';
 import { writeFileAtomicSync } from '../../atomic-file.js';
 import { Run } from '../../train/run.js';
-import { classifierPrefix } from '../../train/zoo.js';
 import { UsageError } from '../args.js';
-import { buildFromSpec, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
+import { checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
 import { scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
-import { loadClassifier, selectPseudoLabels } from '../teacher.js';
+import { loadClassifier, pseudoLabel } from '../../train/teacher.js';
 
 export interface StudentResult {
   outf: string;
@@ -67,10 +66,7 @@ export const student = defineCommand(
         try {
           checkDataMatches(spec, unlabeled, `train:student: the teacher ${a.teacher}`);
           if (spec.numClasses !== classes.length) throw new UsageError(`the teacher has ${spec.numClasses} classes, --dataroot ${classes.length}`);
-          const loader = new DataLoader(unlabeled, { batchSize: 256, generator: new Generator(0), transform: { normalize: spec.normalize } });
-          const { probs, indices } = await predict(loader, (x) => teacher.forward(x));
-          const picked = selectPseudoLabels(probs, classes.length, a.topK, a.topP);
-          chosen = { rows: Int32Array.from(picked.rows, (r) => indices[r]!), labels: picked.labels };
+          chosen = await pseudoLabel(teacher, spec, unlabeled, { perClass: a.topK, perImage: a.topP });
         } finally {
           teacher.dispose();
         }
@@ -83,7 +79,7 @@ export const student = defineCommand(
       const normalize = await channelStats(unlabeled);
       const spec = modelSpecOf(a, splits.train, classes.length, normalize);
       defaultGenerator.manualSeed(a.manualSeed);
-      const model = buildFromSpec(spec, a.manualSeed);
+      const model = buildModel(spec, a.manualSeed);
       const stage = async (name: 'pretrain' | 'finetune', train: Relabeled | ReturnType<typeof labeledSplit>['labeled'], epochs: number) => {
         const run = new Run(join(outf, name), `train:student ${name}`, a);
         // --resume continues each stage from its own latest checkpoint; a finished stage only re-scores.
@@ -93,7 +89,7 @@ export const student = defineCommand(
             run,
             model,
             frozen: freezeThrough(model, null),
-            headPrefix: classifierPrefix(model),
+            headPrefix: classifierPrefix(spec),
             data: { train, val: null, test: splits.test, normalize },
             settings: { ...a, epochs, patience: 0, resume },
             schedule: (steps) => scheduleOf({ ...a, epochs }, steps),

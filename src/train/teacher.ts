@@ -1,15 +1,19 @@
-// Loading a trained classifier from any dawnet classification checkpoint (fine-tune, supervised,
-// SESEMI, the student), and the pseudo-labels a teacher gives unlabeled images: its top P
+// A trained classifier loaded from any dawnet classification checkpoint (fine-tune, supervised,
+// SESEMI, the student), and the pseudo-labels it gives unlabeled images as a teacher: its top P
 // classes per image, then the K images it is surest of for each class (Yalniz et al., 2019).
+import { buildModel, specFromArgs, type ModelSpec } from '../../models/registry.js';
 import { CheckpointError, loadCheckpoint } from '../checkpoint/checkpoint.js';
+import type { Dataset } from '../data/dataset.js';
+import { DataLoader } from '../data/loader.js';
 import type { FeatureNet } from '../nn/feature-net.js';
-import { buildFromSpec, specFromArgs, type ModelSpec } from './common.js';
+import { Generator } from '../random.js';
+import { predict } from './evaluate.js';
 
 /** The classifier a checkpoint holds, rebuilt from its description and loaded. */
 export async function loadClassifier(path: string): Promise<{ model: FeatureNet; spec: ModelSpec }> {
   const meta = await loadCheckpoint(path);
   const spec = specFromArgs(meta.args, path);
-  const model = buildFromSpec(spec, 0);
+  const model = buildModel(spec, 0);
   // Extra tensors (SESEMI's rotation head) are allowed; missing ones are not.
   const loaded = await loadCheckpoint(path, { model, strict: false });
   if (loaded.missing.length > 0) {
@@ -43,4 +47,20 @@ export function selectPseudoLabels(probs: Float32Array, classes: number, perClas
     }
   });
   return { rows: Int32Array.from(rows), labels: Int32Array.from(labels) };
+}
+
+/**
+ * The teacher's pseudo-labels for `unlabeled`: every image scored once (in data-set order, eval
+ * mode), then selectPseudoLabels. Returns data-set indices and their labels, by class then rank.
+ */
+export async function pseudoLabel(
+  teacher: FeatureNet,
+  spec: ModelSpec,
+  unlabeled: Dataset,
+  { perClass, perImage, batchSize = 256 }: { perClass: number; perImage: number; batchSize?: number },
+): Promise<{ rows: Int32Array; labels: Int32Array }> {
+  const loader = new DataLoader(unlabeled, { batchSize, generator: new Generator(0), transform: { normalize: spec.normalize } });
+  const { probs, classes, indices } = await predict(loader, (x) => teacher.forward(x));
+  const picked = selectPseudoLabels(probs, classes, perClass, perImage);
+  return { rows: Int32Array.from(picked.rows, (r) => indices[r]!), labels: picked.labels };
 }
