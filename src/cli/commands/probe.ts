@@ -19,7 +19,8 @@ import { RunCheckpoints } from '../../train/run-checkpoints.js';
 import { labeledSplit, openSplits } from '../../train/splits.js';
 import { Meter } from '../../train/meter.js';
 import { Run } from '../../train/run.js';
-import { Trainer } from '../../train/trainer.js';
+import { loopSettings, trainLoop } from '../../train/loop.js';
+import { asAccuracy, asLoss, type EpochMetrics, type StepMetrics } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { checkDataMatches, defineCommand, outfOf, scheduleOf } from '../common.js';
 import { dataFlags, labelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
@@ -99,7 +100,6 @@ export const probe = defineCommand(
       const optimizers = Object.fromEntries(heads.map(([b, h]) => [b, new SGD(h.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay })]));
       for (const o of Object.values(optimizers)) disposers.push(() => o.dispose());
       const { schedule, perIteration } = scheduleOf(a, loader.length);
-      const schedulers = Object.values(optimizers).map((o) => new LRScheduler(o, schedule));
       const run = new Run(outf, 'train:probe', a);
       const checkpoints = new RunCheckpoints(run, {
         model: all,
@@ -108,44 +108,42 @@ export const probe = defineCommand(
         args: { ...a, modelSpec: spec, probe: { blocks, head: a.head } },
         classNames: labeled.classes,
       });
-      const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
-      const start = await checkpoints.continueRun(a.resume, trainer);
       run.log(`train:probe: ${a.head} heads on ${blocks.join(', ')} of ${spec.model} (${a.net}); ${labeled.length} labeled images, ${splits.test.length} held out; output in ${outf}`);
       const result: ProbeResult = { outf, blocks: {} };
       try {
-        for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
-          trainer.beginEpoch(epoch);
-          if (!perIteration) schedulers.forEach((s) => s.at(epoch));
-          all.train();
-          for await (const batch of loader) {
-            if (perIteration) schedulers.forEach((s) => s.at(trainer.step));
-            scope(() => {
-              const features = noGrad(() => trunk.features(batch.images, blocks));
-              for (const [b, head] of heads) {
-                const logits = head.forward(features[b]!);
-                const loss = F.crossEntropy(logits, batch.labels);
-                loss.backward();
-                trainer.record({ [`loss_${b}`]: loss });
-              }
-            });
+        await trainLoop({
+          ...loopSettings(a),
+          run,
+          loader,
+          schedule: { schedulers: Object.values(optimizers).map((o) => new LRScheduler(o, schedule)), perIteration },
+          checkpoints: [checkpoints],
+          selectBy: `top1_${blocks[0]}`,
+          train: () => all.train(),
+          step: (batch) => {
+            const features = noGrad(() => trunk.features(batch.images, blocks));
+            const losses: StepMetrics = {};
+            for (const [b, head] of heads) {
+              const loss = F.crossEntropy(head.forward(features[b]!), batch.labels);
+              loss.backward();
+              losses[`loss_${b}`] = asLoss(loss);
+            }
             for (const o of Object.values(optimizers)) {
               o.step();
               o.zeroGrad();
             }
-            batch.dispose();
-            if (await trainer.endStep(batch.size)) break;
-          }
-          all.eval();
-          const scores = await scoreBlocks(testLoader, (x) => noGrad(() => trunk.features(x, blocks)), heads, classes);
-          const extra: Record<string, number> = {};
-          for (const [b, s] of Object.entries(scores)) {
-            extra[`top1_${b}`] = s.top1;
-            if (s.top5 !== undefined) extra[`top5_${b}`] = s.top5;
-          }
-          await trainer.endEpoch(extra);
-          result.blocks = scores;
-          await checkpoints.afterEpoch(trainer, epoch, { name: `top1_${blocks[0]}`, value: scores[blocks[0]!]!.top1 });
-        }
+            return losses;
+          },
+          evaluate: async () => {
+            all.eval();
+            result.blocks = await scoreBlocks(testLoader, (x) => noGrad(() => trunk.features(x, blocks)), heads, classes);
+            const scores: EpochMetrics = {};
+            for (const [b, s] of Object.entries(result.blocks)) {
+              scores[`top1_${b}`] = asAccuracy(s.top1);
+              if (s.top5 !== undefined) scores[`top5_${b}`] = asAccuracy(s.top5);
+            }
+            return scores;
+          },
+        });
         run.metric({ kind: 'result', blocks: result.blocks, labeledPerClass: a.trainSamples, head: a.head });
         for (const [b, s] of Object.entries(result.blocks)) {
           run.log(`${b}: top-1 ${(100 * s.top1).toFixed(2)} %${s.top5 === undefined ? '' : `, top-5 ${(100 * s.top5).toFixed(2)} %`}`);

@@ -1,0 +1,107 @@
+// The one training loop every command configures with its recipe (the step, the evaluation, what
+// to save): epochs of steps under the learning-rate schedule, typed metrics reported every
+// --verbIter steps and per epoch (metrics.jsonl, curves.png, the progress line), evaluation after
+// each epoch, checkpoints with the best by a chosen metric, early stopping, a stop on --maxIters
+// or Ctrl-C that saves where it stopped, the NaN guard, and --resume, which continues the epochs,
+// metrics and generators exactly where the checkpoint left them.
+import type { LRScheduler } from '../optim/schedules.js';
+import { scope } from '../scope.js';
+import type { RunCheckpoints } from './run-checkpoints.js';
+import type { Run } from './run.js';
+import { asRate, Trainer, type EpochMetrics, type EpochRecord, type StepMetrics } from './trainer.js';
+
+/** What the loop needs of a batch: how many images it holds, and how to free it. */
+export interface LoopBatch {
+  size: number;
+  dispose(): void;
+}
+
+export interface LoopOptions<B extends LoopBatch> {
+  run: Run;
+  epochs: number;
+  /** One epoch of batches per iteration; length is the steps per epoch. */
+  loader: AsyncIterable<B> & { readonly length: number };
+  /**
+   * One optimisation step on a batch (forward, backward, optimizer steps), inside a scope that
+   * frees its temporaries; returns the step's scalars for the reports.
+   */
+  step(batch: B): StepMetrics;
+  /** Once, on the run's very first batch (sample grids), before its step. */
+  firstBatch?(batch: B): Promise<void>;
+  /** Before each epoch's first step: training mode (and what stays frozen). */
+  train(): void;
+  /** After each epoch: the held-out results that join its record. */
+  evaluate?(epoch: number): Promise<EpochMetrics>;
+  /** The rate recorded with each epoch (lr), when there is one. */
+  lr?(): number;
+  schedule?: { schedulers: readonly LRScheduler[]; perIteration: boolean };
+  /** Saved after every epoch; the first one also continues the run's metrics on --resume. */
+  checkpoints: readonly RunCheckpoints[];
+  /** The epoch-record metric whose best value selects <prefix>_best (higher is better). */
+  selectBy?: string;
+  /** Stop when selectBy has not improved for this many epochs (0 or undefined: never). */
+  patience?: number;
+  verbIter: number;
+  maxIters?: number;
+  resume?: string;
+}
+
+type LoopSettings = Pick<LoopOptions<LoopBatch>, 'epochs' | 'verbIter' | 'maxIters' | 'resume'>;
+
+/** The loop's settings among a command's flags (--epochs, --verbIter, --maxIters, --resume). */
+export function loopSettings({ epochs, verbIter, maxIters, resume }: LoopSettings): LoopSettings {
+  return { epochs, verbIter, maxIters, resume };
+}
+
+export interface LoopResult {
+  /** Every epoch's record, the resumed ones included. */
+  history: readonly EpochRecord[];
+  /** The records of the epochs this call ran. */
+  ran: EpochRecord[];
+  steps: number;
+  /** Why the run stopped before its last epoch ('maxIters', 'interrupted'), or null. */
+  stopped: string | null;
+  /** Epochs completed (an early stop ends before --epochs; a stop part-way counts its epoch as not done). */
+  epochs: number;
+  /** The best epoch by selectBy, 0 when none. */
+  bestEpoch: number;
+}
+
+export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise<LoopResult> {
+  const { run, loader, checkpoints } = o;
+  const trainer = new Trainer(run, { epochs: o.epochs, stepsPerEpoch: loader.length, verbIter: o.verbIter, maxIters: o.maxIters });
+  const [main, ...others] = checkpoints;
+  const start = main ? await main.continueRun(o.resume, trainer) : 0;
+  for (const c of others) if (o.resume) await c.resume(o.resume);
+  const watch = o.selectBy;
+  let best = Math.max(-Infinity, ...trainer.history.map((r) => (watch ? (r[watch] ?? -Infinity) : -Infinity)));
+  let bestEpoch = trainer.history.find((r) => watch !== undefined && r[watch] === best)?.epoch ?? 0;
+  const ran: EpochRecord[] = [];
+  let epoch = start;
+  for (; epoch < o.epochs && !trainer.stopped; epoch++) {
+    trainer.beginEpoch(epoch);
+    if (o.schedule && !o.schedule.perIteration) for (const s of o.schedule.schedulers) s.at(epoch);
+    o.train();
+    for await (const batch of loader) {
+      if (o.schedule?.perIteration) for (const s of o.schedule.schedulers) s.at(trainer.step);
+      if (trainer.step === 0) await o.firstBatch?.(batch);
+      scope(() => trainer.record(o.step(batch)));
+      batch.dispose();
+      if (await trainer.endStep(batch.size)) break;
+    }
+    const results = (await o.evaluate?.(epoch)) ?? {};
+    const record = await trainer.endEpoch(o.lr ? { lr: asRate(o.lr()), ...results } : results);
+    ran.push(record);
+    const watched = watch === undefined ? undefined : { name: watch, value: record[watch] ?? Number.NaN };
+    for (const c of checkpoints) await c.afterEpoch(trainer, epoch, watched);
+    if (trainer.stopped) break;
+    if (!watched) continue;
+    if (watched.value > best) [best, bestEpoch] = [watched.value, epoch + 1];
+    if (o.patience && epoch + 1 - bestEpoch >= o.patience) {
+      run.log(`early stop: ${watch} has not improved for ${o.patience} epochs (best ${best.toFixed(4)} at epoch ${bestEpoch})`);
+      epoch++;
+      break;
+    }
+  }
+  return { history: trainer.history, ran, steps: trainer.step, stopped: trainer.stopped, epochs: Math.min(epoch, o.epochs), bestEpoch };
+}
