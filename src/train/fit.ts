@@ -9,9 +9,8 @@ import { DataLoader } from '../data/loader.js';
 import * as F from '../functional.js';
 import type { FeatureNet } from '../nn/feature-net.js';
 import { SGD } from '../optim/sgd.js';
-import { LRScheduler, type Schedule } from '../optim/schedules.js';
+import type { Schedule } from '../optim/schedules.js';
 import { defaultGenerator, Generator } from '../random.js';
-import { RunCheckpoints } from './run-checkpoints.js';
 import { evaluate, type Accuracy } from './evaluate.js';
 import { forwardFrozen, trainExceptFrozen, type Frozen } from './freeze.js';
 import type { Run } from './run.js';
@@ -84,15 +83,6 @@ export async function fitClassifier({ run, model, frozen, headPrefix, data, sett
   const evalLoader = (d: Dataset, seed: number) => new DataLoader(d, { batchSize: s.batchSize, generator: new Generator(seed), transform: { normalize: data.normalize } });
   const testLoader = evalLoader(data.test, s.manualSeed + 2);
   const valLoader = data.val ? evalLoader(data.val, s.manualSeed + 3) : null;
-  const { schedule, perIteration } = makeSchedule(loader.length);
-  const checkpoints = new RunCheckpoints(run, {
-    model,
-    optimizer,
-    generators: { data: order, augment: loader.augmentGenerator, global: defaultGenerator },
-    args,
-    classNames: data.train.classes,
-    ...(prefix ? { prefix } : {}),
-  });
   let test: Accuracy | null = null;
   let val: Accuracy | null = null;
   try {
@@ -100,8 +90,9 @@ export async function fitClassifier({ run, model, frozen, headPrefix, data, sett
       ...loopSettings(s),
       run,
       loader,
-      schedule: { schedulers: [new LRScheduler(optimizer, schedule)], perIteration },
-      checkpoints: [checkpoints],
+      optimizers: [optimizer],
+      schedule: makeSchedule(loader.length),
+      save: [{ model, optimizer, generators: { data: order, augment: loader.augmentGenerator, global: defaultGenerator }, args, classNames: data.train.classes, ...(prefix ? { prefix } : {}) }],
       selectBy: valLoader ? 'valTop1' : 'testTop1',
       ...(valLoader ? { patience: s.patience } : {}),
       train: () => trainExceptFrozen(model, frozen),
@@ -109,11 +100,8 @@ export async function fitClassifier({ run, model, frozen, headPrefix, data, sett
         const logits = forwardFrozen(model, frozen, batch.images);
         const loss = F.crossEntropy(logits, batch.labels);
         loss.backward();
-        optimizer.step();
-        optimizer.zeroGrad();
         return { loss: asLoss(loss), top1: asAccuracy(F.topkAccuracy(logits, batch.labels, 1)) };
       },
-      lr: () => optimizer.paramGroups[0]!.lr,
       evaluate: async () => {
         model.eval();
         test = await evaluate(testLoader, (x) => model.forward(x));
@@ -129,7 +117,7 @@ export async function fitClassifier({ run, model, frozen, headPrefix, data, sett
     let epoch = result.epochs;
     // Early stopping keeps the best epoch on validation: its weights are restored and re-scored.
     if (valLoader && result.bestEpoch > 0 && result.bestEpoch !== epoch && !result.stopped) {
-      await loadCheckpoint(checkpoints.path('best'), { model });
+      await loadCheckpoint(result.bestPath, { model });
       model.eval();
       test = await evaluate(testLoader, (x) => model.forward(x));
       val = await evaluate(valLoader, (x) => model.forward(x));

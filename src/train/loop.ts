@@ -4,9 +4,9 @@
 // each epoch, checkpoints with the best by a chosen metric, early stopping, a stop on --maxIters
 // or Ctrl-C that saves where it stopped, the NaN guard, and --resume, which continues the epochs,
 // metrics and generators exactly where the checkpoint left them.
-import type { LRScheduler } from '../optim/schedules.js';
+import { LRScheduler, type HasParamGroups, type Schedule } from '../optim/schedules.js';
 import { scope } from '../scope.js';
-import type { RunCheckpoints } from './run-checkpoints.js';
+import { RunCheckpoints, type CheckpointSet } from './run-checkpoints.js';
 import type { Run } from './run.js';
 import { asRate, Trainer, type EpochMetrics, type EpochRecord, type StepMetrics } from './trainer.js';
 
@@ -16,27 +16,34 @@ export interface LoopBatch {
   dispose(): void;
 }
 
+/** What the loop steps after each recipe step (SGD, Adam, AdamW). */
+export interface LoopOptimizer extends HasParamGroups {
+  step(): void;
+  zeroGrad(): void;
+}
+
 export interface LoopOptions<B extends LoopBatch> {
   run: Run;
   epochs: number;
   /** One epoch of batches per iteration; length is the steps per epoch. */
   loader: AsyncIterable<B> & { readonly length: number };
   /**
-   * One optimisation step on a batch (forward, backward, optimizer steps), inside a scope that
-   * frees its temporaries; returns the step's scalars for the reports.
+   * The recipe's step on a batch (forward and backward), inside a scope that frees its
+   * temporaries; returns the step's scalars for the reports. The optimizers step after it.
    */
   step(batch: B): StepMetrics;
+  /** Stepped and zeroed, in order, after each step; a recipe that interleaves them (a GAN) leaves this out. */
+  optimizers?: readonly LoopOptimizer[];
   /** Once, on the run's very first batch (sample grids), before its step. */
   firstBatch?(batch: B): Promise<void>;
   /** Before each epoch's first step: training mode (and what stays frozen). */
   train(): void;
   /** After each epoch: the held-out results that join its record. */
   evaluate?(epoch: number): Promise<EpochMetrics>;
-  /** The rate recorded with each epoch (lr), when there is one. */
-  lr?(): number;
-  schedule?: { schedulers: readonly LRScheduler[]; perIteration: boolean };
-  /** Saved after every epoch; the first one also continues the run's metrics on --resume. */
-  checkpoints: readonly RunCheckpoints[];
+  /** The rates of every optimizer, by epoch or by iteration; each epoch records the first rate as lr. */
+  schedule?: { schedule: Schedule; perIteration: boolean };
+  /** What each epoch saves (RunCheckpoints), one file set per entry; the first one's metrics continue on --resume. */
+  save: readonly CheckpointSet[];
   /** The epoch-record metric whose best value selects <prefix>_best (higher is better). */
   selectBy?: string;
   /** Stop when selectBy has not improved for this many epochs (0 or undefined: never). */
@@ -63,12 +70,16 @@ export interface LoopResult {
   stopped: string | null;
   /** Epochs completed (an early stop ends before --epochs; a stop part-way counts its epoch as not done). */
   epochs: number;
-  /** The best epoch by selectBy, 0 when none. */
+  /** The best epoch by selectBy, 0 when none, and its file (the first save's <prefix>_best). */
   bestEpoch: number;
+  bestPath: string;
 }
 
 export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise<LoopResult> {
-  const { run, loader, checkpoints } = o;
+  const { run, loader, optimizers = [] } = o;
+  const checkpoints = o.save.map((set) => new RunCheckpoints(run, set));
+  const schedulers = o.schedule ? optimizers.map((opt) => new LRScheduler(opt, o.schedule!.schedule)) : [];
+  const perIteration = o.schedule?.perIteration ?? false;
   const trainer = new Trainer(run, { epochs: o.epochs, stepsPerEpoch: loader.length, verbIter: o.verbIter, maxIters: o.maxIters });
   const [main, ...others] = checkpoints;
   const start = main ? await main.continueRun(o.resume, trainer) : 0;
@@ -80,17 +91,24 @@ export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise
   let epoch = start;
   for (; epoch < o.epochs && !trainer.stopped; epoch++) {
     trainer.beginEpoch(epoch);
-    if (o.schedule && !o.schedule.perIteration) for (const s of o.schedule.schedulers) s.at(epoch);
+    if (!perIteration) for (const s of schedulers) s.at(epoch);
     o.train();
     for await (const batch of loader) {
-      if (o.schedule?.perIteration) for (const s of o.schedule.schedulers) s.at(trainer.step);
+      if (perIteration) for (const s of schedulers) s.at(trainer.step);
       if (trainer.step === 0) await o.firstBatch?.(batch);
-      scope(() => trainer.record(o.step(batch)));
+      scope(() => {
+        trainer.record(o.step(batch));
+        for (const opt of optimizers) {
+          opt.step();
+          opt.zeroGrad();
+        }
+      });
       batch.dispose();
       if (await trainer.endStep(batch.size)) break;
     }
     const results = (await o.evaluate?.(epoch)) ?? {};
-    const record = await trainer.endEpoch(o.lr ? { lr: asRate(o.lr()), ...results } : results);
+    const lr = schedulers[0]?.optimizer.paramGroups[0]?.lr;
+    const record = await trainer.endEpoch(lr === undefined ? results : { lr: asRate(lr), ...results });
     ran.push(record);
     const watched = watch === undefined ? undefined : { name: watch, value: record[watch] ?? Number.NaN };
     for (const c of checkpoints) await c.afterEpoch(trainer, epoch, watched);
@@ -103,5 +121,6 @@ export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise
       break;
     }
   }
-  return { history: trainer.history, ran, steps: trainer.step, stopped: trainer.stopped, epochs: Math.min(epoch, o.epochs), bestEpoch };
+  const bestPath = checkpoints[0]?.path('best') ?? '';
+  return { history: trainer.history, ran, steps: trainer.step, stopped: trainer.stopped, epochs: Math.min(epoch, o.epochs), bestEpoch, bestPath };
 }

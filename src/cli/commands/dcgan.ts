@@ -11,7 +11,6 @@ import * as F from '../../functional.js';
 import { Adam } from '../../optim/adam.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
-import { RunCheckpoints } from '../../train/run-checkpoints.js';
 import { openSplits } from '../../train/splits.js';
 import { imageGridPng } from '../../train/png.js';
 import { Run } from '../../train/run.js';
@@ -71,15 +70,16 @@ export const dcgan = defineCommand(
     const run = new Run(outf, 'train:dcgan', a);
     const generators = { data: order, noise, augment: loader.augmentGenerator, global: defaultGenerator };
     const args = { ...a, gan: { ndf: a.ndf, ngf: a.ngf, nz: a.nz, nc, imageSize, normalize } };
-    const ckD = new RunCheckpoints(run, { model: netD, optimizer: optD, generators, args, prefix: 'netD' });
-    const ckG = new RunCheckpoints(run, { model: netG, optimizer: optG, generators, args, prefix: 'netG' });
     try {
       run.log(`train:dcgan: ${data.length} images (${nc}×${imageSize}×${imageSize}); output in ${outf}`);
       const result = await trainLoop({
         ...loopSettings(a),
         run,
         loader,
-        checkpoints: [ckG, ckD],
+        save: [
+          { model: netG, optimizer: optG, generators, args, prefix: 'netG' },
+          { model: netD, optimizer: optD, generators, args, prefix: 'netD' },
+        ],
         train: () => {
           netG.train();
           netD.train();

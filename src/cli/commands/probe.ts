@@ -10,12 +10,10 @@ import { DataLoader } from '../../data/loader.js';
 import * as F from '../../functional.js';
 import { Module } from '../../nn/module.js';
 import { SGD } from '../../optim/sgd.js';
-import { LRScheduler } from '../../optim/schedules.js';
 import { zeros } from '../../creation.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { RunCheckpoints } from '../../train/run-checkpoints.js';
 import { labeledSplit, openSplits } from '../../train/splits.js';
 import { Meter } from '../../train/meter.js';
 import { Run } from '../../train/run.js';
@@ -99,15 +97,7 @@ export const probe = defineCommand(
       const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: { normalize: spec.normalize } });
       const optimizers = Object.fromEntries(heads.map(([b, h]) => [b, new SGD(h.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay })]));
       for (const o of Object.values(optimizers)) disposers.push(() => o.dispose());
-      const { schedule, perIteration } = scheduleOf(a, loader.length);
       const run = new Run(outf, 'train:probe', a);
-      const checkpoints = new RunCheckpoints(run, {
-        model: all,
-        optimizer: optimizers,
-        generators: { data: order, global: defaultGenerator },
-        args: { ...a, modelSpec: spec, probe: { blocks, head: a.head } },
-        classNames: labeled.classes,
-      });
       run.log(`train:probe: ${a.head} heads on ${blocks.join(', ')} of ${spec.model} (${a.net}); ${labeled.length} labeled images, ${splits.test.length} held out; output in ${outf}`);
       const result: ProbeResult = { outf, blocks: {} };
       try {
@@ -115,8 +105,9 @@ export const probe = defineCommand(
           ...loopSettings(a),
           run,
           loader,
-          schedule: { schedulers: Object.values(optimizers).map((o) => new LRScheduler(o, schedule)), perIteration },
-          checkpoints: [checkpoints],
+          optimizers: Object.values(optimizers),
+          schedule: scheduleOf(a, loader.length),
+          save: [{ model: all, optimizer: optimizers, generators: { data: order, global: defaultGenerator }, args: { ...a, modelSpec: spec, probe: { blocks, head: a.head } }, classNames: labeled.classes }],
           selectBy: `top1_${blocks[0]}`,
           train: () => all.train(),
           step: (batch) => {
@@ -126,10 +117,6 @@ export const probe = defineCommand(
               const loss = F.crossEntropy(head.forward(features[b]!), batch.labels);
               loss.backward();
               losses[`loss_${b}`] = asLoss(loss);
-            }
-            for (const o of Object.values(optimizers)) {
-              o.step();
-              o.zeroGrad();
             }
             return losses;
           },

@@ -6,9 +6,7 @@ import { buildModel } from '../../../models/registry.js';
 import { DataLoader } from '../../data/loader.js';
 import * as F from '../../functional.js';
 import { SGD } from '../../optim/sgd.js';
-import { LRScheduler } from '../../optim/schedules.js';
 import { defaultGenerator, Generator } from '../../random.js';
-import { RunCheckpoints } from '../../train/run-checkpoints.js';
 import { channelStats, openSplits } from '../../train/splits.js';
 import { evaluate } from '../../train/evaluate.js';
 import { imageGridPng } from '../../train/png.js';
@@ -61,18 +59,10 @@ export const rotnet = defineCommand(
       transform: transformOf(normalize, { rotation: a.rotations === 4 ? 'all' : 'random' }),
     });
     const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, { rotation: 'all' }) });
-    const { schedule, perIteration } = scheduleOf(a, loader.length);
     const model = buildModel(spec, a.manualSeed);
     const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
 
     const run = new Run(outf, 'train:rotnet', a);
-    const checkpoints = new RunCheckpoints(run, {
-      model,
-      optimizer,
-      generators: { data, augment: loader.augmentGenerator, global: defaultGenerator },
-      args: { ...a, modelSpec: spec },
-      classNames: spec.classNames,
-    });
     let rotationAccuracy = Number.NaN;
     try {
       run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; output in ${outf}`);
@@ -80,8 +70,9 @@ export const rotnet = defineCommand(
         ...loopSettings(a),
         run,
         loader,
-        schedule: { schedulers: [new LRScheduler(optimizer, schedule)], perIteration },
-        checkpoints: [checkpoints],
+        optimizers: [optimizer],
+        schedule: scheduleOf(a, loader.length),
+        save: [{ model, optimizer, generators: { data, augment: loader.augmentGenerator, global: defaultGenerator }, args: { ...a, modelSpec: spec }, classNames: spec.classNames }],
         selectBy: 'testAccuracy',
         train: () => model.train(),
         firstBatch: async (batch) => writeFileSync(run.path('rotations.png'), imageGridPng(await batch.images.toArray() as Float32Array, batch.images.shape, { nrow: 8 })),
@@ -89,11 +80,8 @@ export const rotnet = defineCommand(
           const logits = model.forward(batch.images);
           const loss = F.crossEntropy(logits, batch.rotationLabels!);
           loss.backward();
-          optimizer.step();
-          optimizer.zeroGrad();
           return { loss: asLoss(loss), accuracy: asAccuracy(F.topkAccuracy(logits, batch.rotationLabels!, 1)) };
         },
-        lr: () => optimizer.paramGroups[0]!.lr,
         evaluate: async () => {
           model.eval();
           const acc = await evaluate(heldOut, (x) => model.forward(x), (b) => b.rotationLabels!);

@@ -11,11 +11,9 @@ import type { FeatureNet } from '../../nn/feature-net.js';
 import { Linear } from '../../nn/linear.js';
 import { Module } from '../../nn/module.js';
 import { SGD } from '../../optim/sgd.js';
-import { LRScheduler } from '../../optim/schedules.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { RunCheckpoints } from '../../train/run-checkpoints.js';
 import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { evaluate, type Accuracy } from '../../train/evaluate.js';
 import { Run } from '../../train/run.js';
@@ -85,20 +83,12 @@ export const sesemi = defineCommand(
       if (main.length === 0) throw new UsageError(`train:sesemi: ${unlabeled.length} unlabeled images are fewer than one batch of ${a.unlabeledBatchSize ?? a.batchSize}`);
       const joint = new JointLoader(main, beside);
       const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize * 2, generator: new Generator(a.manualSeed + 2), transform: { normalize } });
-      const { schedule, perIteration } = scheduleOf(a, main.length);
       const net = buildModel(spec, a.manualSeed);
       const shared = net.stageNames[net.stageNames.length - 2]!;
       const shape = noGrad(() => scope(() => net.features(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize]), [shared])[shared]!.shape.slice(1)));
       const model = new SesemiNet(net, shape, a.manualSeed + 20);
       const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
       const run = new Run(outf, 'train:sesemi', a);
-      const checkpoints = new RunCheckpoints(run, {
-        model,
-        optimizer,
-        generators: { data: order, augment: main.augmentGenerator, labeled: beside.generator, labeledAugment: beside.augmentGenerator, global: defaultGenerator },
-        args: { ...a, modelSpec: spec },
-        classNames: labeled.classes,
-      });
       // One step: an unlabeled batch u (rotated) and a labeled batch l beside it.
       const pairs = {
         length: joint.length,
@@ -113,8 +103,17 @@ export const sesemi = defineCommand(
           ...loopSettings(a),
           run,
           loader: pairs,
-          schedule: { schedulers: [new LRScheduler(optimizer, schedule)], perIteration },
-          checkpoints: [checkpoints],
+          optimizers: [optimizer],
+          schedule: scheduleOf(a, main.length),
+          save: [
+            {
+              model,
+              optimizer,
+              generators: { data: order, augment: main.augmentGenerator, labeled: beside.generator, labeledAugment: beside.augmentGenerator, global: defaultGenerator },
+              args: { ...a, modelSpec: spec },
+              classNames: labeled.classes,
+            },
+          ],
           selectBy: 'testTop1',
           train: () => model.train(),
           step: ({ u, l }) => {
@@ -123,11 +122,8 @@ export const sesemi = defineCommand(
             const rotationLoss = F.crossEntropy(model.rotationLogits(u.images), u.rotationLabels!);
             const loss = F.add(supervisedLoss, F.mul(rotationLoss, a.rotationWeight));
             loss.backward();
-            optimizer.step();
-            optimizer.zeroGrad();
             return { loss: asLoss(loss), loss_supervised: asLoss(supervisedLoss), loss_rotation: asLoss(rotationLoss), top1: asAccuracy(F.topkAccuracy(logits, l.labels, 1)) };
           },
-          lr: () => optimizer.paramGroups[0]!.lr,
           evaluate: async () => {
             model.eval();
             test = await evaluate(testLoader, (x) => net.forward(x));
