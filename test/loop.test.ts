@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { F, Generator, randn, tensor, type Tensor } from '../src/index.js';
 import { Linear } from '../src/nn/linear.js';
 import { constant } from '../src/optim/schedules.js';
@@ -35,7 +36,7 @@ function toyLoader(): AsyncIterable<Toy> & { length: number } {
   };
 }
 
-async function toyRun(name: string, options: { scores?: number[]; patience?: number; lossScale?: number }) {
+async function toyRun(name: string, options: { scores?: number[]; scoreIsLoss?: boolean; patience?: number; lossScale?: number }) {
   const run = new Run(join(root, name), 'test', {});
   const model = new Linear(3, 2, { generator: new Generator(1) });
   const optimizer = new SGD(model.parameters(), { lr: 0.1 });
@@ -58,7 +59,7 @@ async function toyRun(name: string, options: { scores?: number[]; patience?: num
         // Names that say the opposite of the kinds: 'objective' is the loss; 'loss_ratio' (0/0, NaN) only a value.
         return { objective: asLoss(loss), loss_ratio: asValue(F.div(F.sub(loss, loss), F.sub(loss, loss))) };
       },
-      evaluate: async (epoch) => ({ score: scores[epoch] === undefined ? undefined : asAccuracy(scores[epoch]!) }),
+      evaluate: async (epoch) => ({ score: scores[epoch] === undefined ? undefined : (options.scoreIsLoss ? asLoss : asAccuracy)(scores[epoch]!) }),
     });
   } finally {
     run.close();
@@ -88,6 +89,14 @@ describe('the training loop', () => {
     const records = epochRecords('select');
     expect(records.map((e) => e.lr)).toEqual([0.1, 0.1, 0.1, 0.1]);
     expect(records.every((e) => e.loss_ratio === null && typeof e.objective === 'number')).toBe(true);
+  });
+
+  it('selecting by a metric declared a loss keeps its lowest epoch', async () => {
+    const r = await toyRun('select-loss', { scores: [0.9, 0.5, 0.7] });
+    expect(r.bestEpoch).toBe(1);
+    const low = await toyRun('select-loss-low', { scores: [0.9, 0.5, 0.7], scoreIsLoss: true });
+    expect(low.bestEpoch).toBe(2);
+    expect((await loadCheckpoint(low.bestPath)).epoch).toBe(2);
   });
 
   it('a metric declared a loss that becomes infinite stops the run, whatever its name', async () => {

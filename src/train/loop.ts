@@ -6,7 +6,7 @@
 // metrics and generators exactly where the checkpoint left them.
 import { LRScheduler, type HasParamGroups, type Schedule } from '../optim/schedules.js';
 import { scope } from '../scope.js';
-import { RunCheckpoints, type CheckpointSet } from './run-checkpoints.js';
+import { isBetter, RunCheckpoints, type CheckpointSet, type Watched } from './run-checkpoints.js';
 import type { Run } from './run.js';
 import { asRate, Trainer, type EpochMetrics, type EpochRecord, type StepMetrics } from './trainer.js';
 
@@ -44,7 +44,7 @@ export interface LoopOptions<B extends LoopBatch> {
   schedule?: { schedule: Schedule; perIteration: boolean };
   /** What each epoch saves (RunCheckpoints), one file set per entry; the first one's metrics continue on --resume. */
   save: readonly CheckpointSet[];
-  /** The epoch-record metric whose best value selects <prefix>_best (higher is better). */
+  /** The epoch-record metric whose best value selects <prefix>_best: the highest, or the lowest of a loss. */
   selectBy?: string;
   /** Stop when selectBy has not improved for this many epochs (0 or undefined: never). */
   patience?: number;
@@ -85,8 +85,17 @@ export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise
   const start = main ? await main.continueRun(o.resume, trainer) : 0;
   for (const c of others) if (o.resume) await c.resume(o.resume);
   const watch = o.selectBy;
-  let best = Math.max(-Infinity, ...trainer.history.map((r) => (watch ? (r[watch] ?? -Infinity) : -Infinity)));
-  let bestEpoch = trainer.history.find((r) => watch !== undefined && r[watch] === best)?.epoch ?? 0;
+  const watched = (record: EpochRecord): Watched | undefined =>
+    watch === undefined ? undefined : { name: watch, value: record[watch] ?? Number.NaN, ...(trainer.kindOf(watch) === 'loss' ? { lowerIsBetter: true } : {}) };
+  /** The best of the epochs up to `last` by selectBy (the first of equals); 0 when there is none. */
+  const bestEpochUpTo = (last: number): number => {
+    let best: { epoch: number; value: number } | undefined;
+    for (const r of trainer.history) {
+      const w = watched(r);
+      if (r.epoch <= last && w && Number.isFinite(w.value) && (!best || isBetter(w, best.value))) best = { epoch: r.epoch, value: w.value };
+    }
+    return best?.epoch ?? 0;
+  };
   const ran: EpochRecord[] = [];
   let epoch = start;
   for (; epoch < o.epochs && !trainer.stopped; epoch++) {
@@ -110,17 +119,17 @@ export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise
     const lr = schedulers[0]?.optimizer.paramGroups[0]?.lr;
     const record = await trainer.endEpoch(lr === undefined ? results : { lr: asRate(lr), ...results });
     ran.push(record);
-    const watched = watch === undefined ? undefined : { name: watch, value: record[watch] ?? Number.NaN };
-    for (const c of checkpoints) await c.afterEpoch(trainer, epoch, watched);
+    for (const c of checkpoints) await c.afterEpoch(trainer, epoch, watched(record));
     if (trainer.stopped) break;
-    if (!watched) continue;
-    if (watched.value > best) [best, bestEpoch] = [watched.value, epoch + 1];
-    if (o.patience && epoch + 1 - bestEpoch >= o.patience) {
-      run.log(`early stop: ${watch} has not improved for ${o.patience} epochs (best ${best.toFixed(4)} at epoch ${bestEpoch})`);
+    const bestEpoch = bestEpochUpTo(epoch + 1);
+    if (watch && o.patience && epoch + 1 - bestEpoch >= o.patience) {
+      const best = trainer.history.find((r) => r.epoch === bestEpoch)?.[watch];
+      run.log(`early stop: ${watch} has not improved for ${o.patience} epochs (best ${best?.toFixed(4)} at epoch ${bestEpoch})`);
       epoch++;
       break;
     }
   }
+  const epochs = Math.min(epoch, o.epochs);
   const bestPath = checkpoints[0]?.path('best') ?? '';
-  return { history: trainer.history, ran, steps: trainer.step, stopped: trainer.stopped, epochs: Math.min(epoch, o.epochs), bestEpoch, bestPath };
+  return { history: trainer.history, ran, steps: trainer.step, stopped: trainer.stopped, epochs, bestEpoch: bestEpochUpTo(epochs), bestPath };
 }

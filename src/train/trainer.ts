@@ -59,6 +59,11 @@ export class Trainer {
 
   constructor(readonly run: Run, readonly options: TrainerOptions) {}
 
+  /** The kind a metric declared (undefined before it is first recorded in this process). */
+  kindOf(name: string): MetricKind | undefined {
+    return this.kinds.get(name);
+  }
+
   /** Why the loop should stop ('maxIters', 'interrupted'), or null to go on. */
   get stopped(): string | null {
     return this.stopReason;
