@@ -61,7 +61,6 @@ export const rotnet = defineCommand(
     const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, { rotation: 'all' }) });
     const model = buildModel(spec, a.manualSeed);
     const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
-
     const run = new Run(outf, 'train:rotnet', a);
     let rotationAccuracy = Number.NaN;
     try {
