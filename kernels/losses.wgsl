@@ -15,6 +15,9 @@
 //   bce_backward_target     dt[i] = dout[0] · (log(1 − p) − log(p)) / n (logs clamped), or
 //                           dout[0] · (−x) / n with logits
 //   topk_correct            hit[n] = 1 when fewer than k classes score strictly above the label's
+//   label_check             label_error[0] += 1 for each label outside [0, C) and label_error[1]
+//                           = one of them (PyTorch raises an IndexError; the host reads this flag
+//                           at its next report, so no readback per step)
 // Bindings
 //   loss:  (N) or (n) read_write       per-row / per-element terms, or hits
 //   lse:   (N) read_write [forward] / lse_in read [backward]
@@ -23,6 +26,7 @@
 //   targets: (n) read                   BCE targets in [0, 1]
 //   dx:    like x, read_write
 //   dout:  (1) read                    gradient of the mean loss
+//   label_error: (2) i32 atomic read_write   [count of bad labels, one bad label]
 //   params: uniform Params { rows, classes, k, logits, scale } (scale = 1/N or 1/n)
 // Dispatch: 1-D, ceil(rows / WG) (per-row entries) or ceil(rows·classes / WG), folded past 65,535.
 
@@ -45,6 +49,7 @@ override WG: u32 = 64;
 @group(0) @binding(6) var<storage, read> dout: array<f32>;
 @group(0) @binding(7) var<storage, read> lse_in: array<f32>;
 @group(0) @binding(8) var<uniform> params: Params;
+@group(0) @binding(9) var<storage, read_write> label_error: array<atomic<i32>>;
 
 fn linear_id(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
   return gid.x + gid.y * groups.x * WG;
@@ -159,4 +164,17 @@ fn topk_correct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     above += select(0u, 1u, x[base + c] > score);
   }
   loss[n] = select(0.0, 1.0, above < params.k);
+}
+
+@compute @workgroup_size(WG)
+fn label_check(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let n = linear_id(gid, groups);
+  if (n >= params.rows) {
+    return;
+  }
+  let t = label[n];
+  if (t < 0 || u32(t) >= params.classes) {
+    atomicAdd(&label_error[0], 1);
+    atomicStore(&label_error[1], t);
+  }
 }

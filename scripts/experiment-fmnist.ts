@@ -6,12 +6,12 @@
 //   npm run experiment:fmnist -- [--dataroot fashion-mnist] [--labels 20,100,400] [--rotnetEpochs 30] [--epochs 60]
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseCommand, runMain, UsageError, type Command, type Flags } from '../src/cli/args.js';
+import { parseCommand, UsageError, type Command, type Flags } from '../src/cli/args.js';
+import { runMain } from '../src/cli/errors.js';
 import type { ClassifyResult } from '../src/cli/commands/classify.js';
 import type { ProbeResult } from '../src/cli/commands/probe.js';
 import type { RotnetResult } from '../src/cli/commands/rotnet.js';
 import { runCommand } from '../src/cli/main.js';
-import { DataError } from '../src/data/errors.js';
 import { backend, init, shutdown } from '../src/runtime.js';
 import { plotPng } from '../src/train/png.js';
 import { writeFileAtomicSync } from '../src/atomic-file.js';
@@ -102,4 +102,4 @@ function writeResults(outf: string, rows: readonly Row[], a: { model: string; ni
   writeFileAtomicSync(join(outf, 'results.png'), png);
 }
 
-void runMain(() => main(process.argv.slice(2)), [DataError, UsageError]);
+void runMain(() => main(process.argv.slice(2)));

@@ -3,9 +3,9 @@
 // cache folder); this command puts a pack where you choose, e.g. next to the images.
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseCommand, runMain, UsageError, type Command, type Flags } from '../src/cli/args.js';
+import { parseCommand, UsageError, type Command, type Flags } from '../src/cli/args.js';
+import { runMain } from '../src/cli/errors.js';
 import type { Dataset } from '../src/data/dataset.js';
-import { DataError } from '../src/data/errors.js';
 import { FileDataset } from '../src/data/files.js';
 import { findIdxFiles, idxDataset } from '../src/data/idx.js';
 import { cifarDataset } from '../src/data/cifar.js';
@@ -114,4 +114,4 @@ async function main(): Promise<void> {
   );
 }
 
-await runMain(main, [DataError]);
+await runMain(main);

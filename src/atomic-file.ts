@@ -1,9 +1,10 @@
 // Files that readers never see half-written: the bytes go to `<path>.tmp-<pid>`, are flushed,
 // and the temporary file is renamed over `path` (atomic on POSIX file systems); on failure it is
 // removed and whatever was at `path` stays as it was. Checkpoints, packs' indexes, metrics and
-// run results are all written this way.
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+// run results are all written this way. A process killed mid-write leaves its temporary behind;
+// removeStaleTemps clears those of dead processes on the next start.
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 type Write = (bytes: Uint8Array) => void;
 
@@ -68,4 +69,39 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array): vo
     abandon(temp, fd);
     throw err;
   }
+}
+
+/** Whether a process with this id is running (EPERM: it runs, as another user). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A temporary name's writer: `….tmp-<pid>` or `….tmp-<pid>-<time>` (packs). */
+const TEMP_NAME = /\.tmp-(\d+)(?:-\d+)?$/;
+
+/**
+ * Removes the temporary files and folders in `dir` left by processes that are no longer running
+ * (a kill -9 during a checkpoint or pack write); returns their names. Those of live processes,
+ * this one included, are kept: they may still be in use.
+ */
+export function removeStaleTemps(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const pid = Number(TEMP_NAME.exec(name)?.[1]);
+    if (!pid || isProcessAlive(pid)) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
 }

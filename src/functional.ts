@@ -2,16 +2,24 @@
 // of the op table (recording it on the tape when gradients are needed).
 import { noGrad } from './autograd/tape.js';
 import { filled } from './ops/layout.js';
-import { applyOp } from './ops/op.js';
+import { applyOp, type InputKind } from './ops/op.js';
 import { normalizeAxis } from './ops/reference.js';
 import { OPS, type AttrsOf, type OpName } from './ops/table.js';
 import { defaultGenerator, type Generator } from './random.js';
 import { numel, type Tensor } from './tensor.js';
 
 function op<K extends OpName>(name: K, inputs: Tensor[], attrs: AttrsOf<K>): Tensor {
-  for (const t of inputs) {
+  const kinds = (OPS[name] as { inputs?: readonly InputKind[] }).inputs;
+  inputs.forEach((t, i) => {
     if (t.isDisposed) throw new Error(`${name}: input of shape [${t.shape.join(', ')}] was already disposed`);
-  }
+    // Label inputs are int32, all others float32. Mixed int/float arithmetic is refused rather
+    // than promoted: PyTorch would make int32 + 1.5 a float32 tensor, and reading int32 bits as
+    // floats would be silently wrong.
+    const dtype = typeof kinds?.[i] === 'object' ? 'int32' : 'float32';
+    if (t.dtype !== dtype) {
+      throw new Error(`${name}: input ${i} is ${t.dtype} [${t.shape.join(', ')}], it must be ${dtype}${dtype === 'float32' ? ' (int32 tensors hold labels and indices; make a float32 tensor of the values for arithmetic)' : ''}`);
+    }
+  });
   return applyOp(name, OPS[name] as never, inputs, attrs);
 }
 
@@ -49,7 +57,9 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (free > 1 || dims.some((d) => !Number.isInteger(d) || d < 0) || numel(dims) !== x.size) {
     throw new Error(`reshape: cannot view a tensor of shape [${x.shape.join(', ')}] as [${shape.join(', ')}]`);
   }
-  return op('reshape', [x], { shape: dims });
+  // A view of any dtype (labels too), so not through op()'s float32 check.
+  if (x.isDisposed) throw new Error(`reshape: input of shape [${x.shape.join(', ')}] was already disposed`);
+  return applyOp('reshape', OPS.reshape, [x], { shape: dims });
 }
 
 /** Flattens dimensions startDim… into one, as torch.flatten. */

@@ -206,6 +206,23 @@ function optimizerState(
   return dict;
 }
 
+/** How many mismatches a CheckpointError lists (a checkpoint of another model has hundreds). */
+const LISTED_PROBLEMS = 8;
+
+/** Metadata entries that hold JSON (besides the optimizers'); a damaged one stops a load before anything changes. */
+const JSON_METADATA = new Set(['args', 'class_names', 'rng', 'best']);
+
+function checkJsonMetadata(path: string, metadata: Record<string, string>): void {
+  for (const [key, text] of Object.entries(metadata)) {
+    if (!(JSON_METADATA.has(key) || key === PREFIX || key.startsWith(`${PREFIX}.`))) continue;
+    try {
+      JSON.parse(text);
+    } catch (err) {
+      throw new CheckpointError(`${path}: its metadata '${key}' is damaged (${err instanceof Error ? err.message : String(err)}); use another checkpoint of the run`);
+    }
+  }
+}
+
 /**
  * Reads a checkpoint into a model (and optimizers), after checking every name and shape: all
  * mismatches are listed in one CheckpointError and nothing is loaded. Returns the metadata, RNG
@@ -220,6 +237,7 @@ export async function loadCheckpoint(path: string, options: LoadCheckpointOption
   if (formatVersion !== null && !(formatVersion <= CHECKPOINT_FORMAT_VERSION)) {
     throw new CheckpointError(`${path}: checkpoint format version ${versionText} is newer than this dawnet's (${CHECKPOINT_FORMAT_VERSION})`);
   }
+  checkJsonMetadata(path, metadata);
   const problems: string[] = [];
   const state: StateDict = new Map();
   for (const [name, t] of tensors) {
@@ -239,7 +257,8 @@ export async function loadCheckpoint(path: string, options: LoadCheckpointOption
     if (dict) loads.push([optimizer, dict]);
   }
   if (problems.length > 0) {
-    throw new CheckpointError(`${path} does not match (${problems.length} problem${problems.length > 1 ? 's' : ''}; nothing was loaded):\n${problems.join('\n')}`);
+    const more = problems.length > LISTED_PROBLEMS ? [`  … and ${problems.length - LISTED_PROBLEMS} more`] : [];
+    throw new CheckpointError(`${path} does not match (${problems.length} problem${problems.length > 1 ? 's' : ''}; nothing was loaded):\n${[...problems.slice(0, LISTED_PROBLEMS), ...more].join('\n')}`);
   }
   model?.loadStateDict(state, { strict });
   for (const [optimizer, dict] of loads) optimizer.loadStateDict(dict);

@@ -23,4 +23,5 @@ export {
   type SafetensorsTensor,
   type TensorSpec,
 } from './safetensors.js';
+export { checkClassNames } from './classes.js';
 export { writeFileAtomic, writeFileAtomicSync } from '../atomic-file.js';

@@ -130,11 +130,14 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): Saf
   const fail = (why: string): never => {
     throw new SafetensorsError(`${source}: ${why}`);
   };
-  if (bytes.length < 8) fail('shorter than the 8-byte header length');
+  if (bytes.length < 8) fail(`not a safetensors file (${bytes.length} bytes, shorter than the 8-byte header length)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(view.getBigUint64(0, true));
-  if (n > MAX_HEADER) fail(`header of ${n} bytes exceeds ${MAX_HEADER}`);
+  // A safetensors file opens with a sane header length and then '{': anything else is another kind of file.
+  const notSafetensors = 'not a safetensors file (it does not start with a header length and a JSON header)';
+  if (n > MAX_HEADER) fail(notSafetensors);
   if (8 + n > bytes.length) fail(`header of ${n} bytes runs past the end of the ${bytes.length}-byte file`);
+  if (bytes[8] !== 0x7b) fail(notSafetensors);
   let header: unknown;
   try {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));

@@ -2,6 +2,7 @@
 // default, help), and gets parsing, validation, aliases and a --help text from that declaration.
 // Flag names follow the PyTorch scripts users come from (--dataroot, --batchSize, --niter).
 import { parseArgs } from 'node:util';
+import { FLAG_RANGES, FLAG_RULES } from './flags.js';
 
 export type FlagType = 'string' | 'number' | 'int' | 'boolean';
 
@@ -35,6 +36,16 @@ export type Parsed<F extends Flags> = { [K in keyof F]: ValueOf<F[K]> };
 
 /** A usage error: the CLI prints its message (no stack trace) and exits with status 2. */
 export class UsageError extends Error {}
+
+/** The values a numeric flag accepts: min ≤ v ≤ max, and v < below. */
+export interface Range {
+  min?: number;
+  max?: number;
+  below?: number;
+}
+
+/** Checks on a command's parsed values together (e.g. --nesterov with --momentum 0): a message, or null. */
+export type FlagRule = (values: Readonly<Record<string, unknown>>) => string | null;
 
 export interface Command<F extends Flags> {
   name: string;
@@ -72,11 +83,21 @@ export function parseCommand<F extends Flags>(cmd: Command<F>, argv: readonly st
       }
     }
   }
+  // A negative number after a numeric flag is its value (parseArgs would call it ambiguous), so
+  // that `--lr -1` gets the range check's message.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const [arg, next] = [argv[i]!, argv[i + 1]];
+    const f = arg.startsWith('--') ? cmd.flags[canonical.get(arg.slice(2)) ?? ''] : undefined;
+    const numeric = f?.type === 'int' || f?.type === 'number';
+    if (numeric && next !== undefined && /^-[\d.]/.test(next)) args.push(`${arg}=${argv[++i]}`);
+    else args.push(arg);
+  }
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
   } catch (err) {
-    throw new UsageError(`${cmd.name}: ${err instanceof Error ? err.message.replace(/\. To specify.*$/s, '') : String(err)} (see --help)`);
+    throw new UsageError(`${cmd.name}: ${err instanceof Error ? err.message.replace(/\s*\n\s*/g, ' ') : String(err)} (see --help)`);
   }
   if (values.help) {
     process.stdout.write(`${helpText(cmd)}\n`);
@@ -89,8 +110,21 @@ export function parseCommand<F extends Flags>(cmd: Command<F>, argv: readonly st
     const name = canonical.get(given)!;
     const f = cmd.flags[name]!;
     out[name] = f.multiple ? (raw as string[]) : given.startsWith('no-') && f.type === 'boolean' && !cmd.flags[given] ? !raw : convert(cmd.name, given, f, raw as string | boolean);
+    if (typeof out[name] === 'number') checkRange(cmd.name, given, out[name] as number, FLAG_RANGES[name]);
+  }
+  for (const rule of FLAG_RULES) {
+    const problem = rule(out);
+    if (problem) throw new UsageError(`${cmd.name}: ${problem}`);
   }
   return out as Parsed<F>;
+}
+
+function checkRange(command: string, given: string, n: number, range: Range | undefined): void {
+  if (!range) return;
+  const { min, max, below } = range;
+  const bounds = [min !== undefined ? `at least ${min}` : '', max !== undefined ? `at most ${max}` : '', below !== undefined ? `below ${below}` : ''].filter(Boolean);
+  const inside = (min === undefined || n >= min) && (max === undefined || n <= max) && (below === undefined || n < below);
+  if (!inside) throw new UsageError(`${command}: --${given} must be ${bounds.join(' and ')}, got ${n}`);
 }
 
 function convert(command: string, given: string, f: Flag, raw: string | boolean): string | number | boolean {
@@ -104,22 +138,4 @@ function convert(command: string, given: string, f: Flag, raw: string | boolean)
   if (text.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${command}: --${given} expects a number, got '${text}'`);
   if (f.type === 'int' && !Number.isInteger(n)) throw new UsageError(`${command}: --${given} expects an integer, got '${text}'`);
   return n;
-}
-
-/**
- * Runs a command's main function with the CLI's error policy: usage and data errors print one
- * line and exit 2 / 1 without a stack trace; anything else keeps its stack (it is a bug).
- */
-export async function runMain(main: () => Promise<void>, expected: readonly (new (...args: never[]) => Error)[] = []): Promise<void> {
-  try {
-    await main();
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exitCode = 2;
-    } else if (err instanceof Error && expected.some((E) => err instanceof E)) {
-      process.stderr.write(`error: ${err.message}\n`);
-      process.exitCode = 1;
-    } else throw err;
-  }
 }

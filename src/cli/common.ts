@@ -6,6 +6,7 @@ import { checkSpec, MODEL_NAMES, type ModelName, type ModelSpec } from '../../mo
 import type { Dataset } from '../data/dataset.js';
 import type { AugmentOptions } from '../data/augment.js';
 import { constant, cosine, lookupTable, polynomialWarmup, stepDecay, type Schedule } from '../optim/schedules.js';
+import { chooseRunFolder, type RunFolderArgs } from '../train/run.js';
 import { parseCommand, UsageError, type Command, type Flags, type Parsed } from './args.js';
 
 export interface CliCommand<F extends Flags = Flags, R = unknown> {
@@ -23,9 +24,9 @@ export async function invoke<F extends Flags, R>(cmd: CliCommand<F, R>, argv: re
   return args === null ? null : cmd.run(args);
 }
 
-/** The default output folder of a command: runs/<name without 'train:'>. */
-export function outfOf(command: string, outf: string | undefined): string {
-  return outf ?? `runs/${command.replace(/^train:/, '')}`;
+/** The folder a command writes its run to (see chooseRunFolder: never one holding another run). */
+export function outfOf(command: string, a: RunFolderArgs): string {
+  return chooseRunFolder(command, a);
 }
 
 export interface ScheduleFlags {
@@ -88,7 +89,7 @@ export function asUsageError<T>(flag: string, fn: () => T): T {
 export function checkDataMatches(spec: ModelSpec, data: Dataset, where: string): void {
   if (data.channels !== spec.inChannels || data.imageSize !== spec.imageSize) {
     throw new UsageError(
-      `${where}: the model takes ${spec.inChannels}-channel ${spec.imageSize}px images, the data has ${data.channels}-channel ${data.imageSize}px ones (pass --imageSize ${spec.imageSize})`,
+      `${where}: the model takes ${spec.inChannels}-channel ${spec.imageSize}px images, the data has ${data.channels}-channel ${data.imageSize}px ones (pass --imageSize ${spec.imageSize} --channels ${spec.inChannels})`,
     );
   }
 }

@@ -1,9 +1,25 @@
 // Flags that several commands share, declared once. Names are those of the PyTorch scripts the
 // commands come from (RotNet, SESEMI, the DCGAN example).
+import type { Channels } from '../data/decode.js';
 import { MODEL_NAMES } from '../../models/registry.js';
-import type { Flags } from './args.js';
+import type { FlagRule, Flags, Range } from './args.js';
+
+/** --channels: what every image is decoded to. */
+export const channelFlags = {
+  channels: {
+    type: 'string',
+    choices: ['1', '3'],
+    help: 'decode every image to 1 (grayscale) or 3 (RGB) channels (default: the data’s own; image folders: RGB unless all images are grayscale, as logged)',
+  },
+} as const satisfies Flags;
+
+/** The channel count --channels asks for, or undefined for the data's own. */
+export function requestedChannels(flag: string | undefined): Channels | undefined {
+  return flag === undefined ? undefined : flag === '1' ? 1 : 3;
+}
 
 export const dataFlags = {
+  ...channelFlags,
   dataroot: {
     type: 'string',
     help: 'an image folder (root/<class>/*.png|jpg), an IDX or CIFAR folder, a pack, or fashion-mnist; the built-in Fashion-MNIST subset when left out',
@@ -58,3 +74,50 @@ export const unlabeledFlags = {
 
 /** What every classifier-training command takes. */
 export const trainingFlags = { ...dataFlags, ...labelFlags, ...modelFlags, ...sgdFlags, ...scheduleFlags, ...runFlags } as const satisfies Flags;
+
+/**
+ * What each numeric flag accepts. A name means the same in every command, so its range is
+ * declared once here and parseCommand checks every value against it; a numeric flag without a
+ * row fails the test that walks every command's flags. Bounds follow PyTorch's own checks
+ * (lr ≥ 0, momentum ≥ 0, 0 ≤ β1 < 1).
+ */
+export const FLAG_RANGES: Readonly<Record<string, Range>> = {
+  batchSize: { min: 1 },
+  unlabeledBatchSize: { min: 1 },
+  imageSize: { min: 1, max: 4096 },
+  epochs: { min: 1 },
+  rotnetEpochs: { min: 1 },
+  finetuneEpochs: { min: 1 },
+  epochSize: { min: 1 },
+  verbIter: { min: 1 },
+  maxIters: { min: 0 },
+  manualSeed: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  ninStages: { min: 3, max: 5 },
+  trainSamples: { min: 0 },
+  valSamples: { min: 0 },
+  patience: { min: 0 },
+  lrStep: { min: 1 },
+  rotations: { min: 1, max: 4 },
+  poolSize: { min: 1 },
+  nz: { min: 1 },
+  ngf: { min: 1 },
+  ndf: { min: 1 },
+  topK: { min: 1 },
+  topP: { min: 1 },
+  workers: { min: 1, max: 256 },
+  lr: { min: 0 },
+  backboneLr: { min: 0 },
+  momentum: { min: 0, max: 1 },
+  weightDecay: { min: 0 },
+  gamma: { min: 0 },
+  warmupEpochs: { min: 0 },
+  warmupLr: { min: 0 },
+  lrPower: { min: 0 },
+  beta1: { min: 0, below: 1 },
+  rotationWeight: { min: 0 },
+};
+
+/** Checks across flags, run after every value parsed. */
+export const FLAG_RULES: readonly FlagRule[] = [
+  (v) => (v.nesterov === true && v.momentum === 0 ? '--nesterov (the default) needs --momentum above 0; pass --no-nesterov for plain SGD' : null),
+];

@@ -1,15 +1,14 @@
 // The entry point of dawnet's commands: `tsx src/cli/main.ts <command> [flags]`, which the npm
 // scripts (`npm run train:rotnet -- --help`) call. It opens the GPU, runs the command with the
-// CLI's error policy (a usage or data problem is one line and a non-zero exit, never a stack
-// trace) and releases the device so the process exits.
+// CLI's error policy (src/cli/errors.ts: every error is one line and a non-zero exit, never a
+// stack trace), exits 130 / 143 after a run stopped by SIGINT / SIGTERM, and releases the
+// device so the process exits.
 import { pathToFileURL } from 'node:url';
-import { CheckpointError } from '../checkpoint/checkpoint.js';
-import { SafetensorsError } from '../checkpoint/safetensors.js';
-import { DataError } from '../data/errors.js';
-import { DeviceLostError, GpuError } from '../gpu/backend.js';
+import { GpuError } from '../gpu/backend.js';
 import { init, shutdown } from '../runtime.js';
-import { NonFiniteLossError } from '../train/run.js';
-import { runMain, UsageError } from './args.js';
+import { takeInterruptionStatus } from '../train/run.js';
+import { parseCommand, UsageError } from './args.js';
+import { reportError, runMain } from './errors.js';
 import { invoke, type CliCommand } from './common.js';
 import { dcgan } from './commands/dcgan.js';
 import { evaluateCommand } from './commands/evaluate.js';
@@ -42,19 +41,28 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${usage()}\n`);
     return;
   }
-  if (!COMMANDS[name]) throw new UsageError(`unknown command '${name}'\n${usage()}`);
-  if (rest.includes('--help')) {
-    await runCommand(name, rest);
-    return;
-  }
-  await init();
+  const cmd = COMMANDS[name];
+  if (!cmd) throw new UsageError(`unknown command '${name}'\n${usage()}`);
+  // Flags are checked before the device opens: a typo costs no GPU start-up.
+  const args = parseCommand(cmd.spec, rest);
+  if (args === null) return;
+  await init().catch((err: unknown) => {
+    throw new GpuError(`cannot open a GPU device: ${err instanceof Error ? err.message : String(err)}`);
+  });
   try {
-    await runCommand(name, rest);
+    await cmd.run(args);
   } finally {
     shutdown();
   }
+  // A run that SIGINT or SIGTERM stopped saved its state and returned: schedulers must still see it stopped.
+  const status = takeInterruptionStatus();
+  if (status !== 0) process.exitCode = status;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  void runMain(() => main(process.argv.slice(2)), [DataError, CheckpointError, SafetensorsError, NonFiniteLossError, GpuError, DeviceLostError]);
+  // Errors raised outside the command's own promise (a worker thread, a stray callback) get the same one line.
+  const fatal = (err: unknown) => process.exit(reportError(err));
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+  void runMain(() => main(process.argv.slice(2)));
 }

@@ -1,6 +1,7 @@
-// Image files on disk: walking folders (sorted, hidden entries skipped, symlinks followed), the
-// fingerprint a packed cache is checked against (paths, sizes, modification times), and
-// FileDataset, which decodes its files in the DecodePool's threads on every read.
+// Image files on disk: walking folders (sorted, hidden entries skipped, symlinks followed once per
+// real folder and file), the channel count a folder decodes to, the fingerprint a packed cache is
+// checked against (paths, sizes, modification times), and FileDataset, which decodes its files
+// in the DecodePool's threads on every read.
 import { closeSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Dataset, ReadFailure } from './dataset.js';
@@ -20,7 +21,7 @@ export interface FileEntry {
 export interface FolderOptions {
   /** Images are resized (shorter side) and centre-cropped to imageSize × imageSize. */
   imageSize: number;
-  /** 1 (grayscale) or 3 (RGB); 'auto' takes the first readable image's. Default 'auto'. */
+  /** 1 (grayscale) or 3 (RGB); 'auto' (default): RGB unless every image is grayscale (chooseChannels). */
   channels?: Channels | 'auto';
   /** Where warnings go (skipped images, ignored files); stderr by default. */
   onWarning?: WarningHandler;
@@ -52,28 +53,42 @@ export function subfolders(dir: string): string[] {
     .sort(byName);
 }
 
-/** Every image under dir at any depth (sorted walk), and the other non-hidden files met. */
-export function walkImages(dir: string): { images: FileEntry[]; others: string[] } {
+/** The real folders and files a listing has already taken, by device and inode. */
+export type Visited = Set<string>;
+
+const realId = (stat: Stats): string => `${stat.dev}:${stat.ino}`;
+
+/** Marks `dir` visited (a listing's root and class folders, before walking them). */
+export function markVisited(visited: Visited, dir: string): void {
+  const stat = statOrNull(dir);
+  if (stat) visited.add(realId(stat));
+}
+
+/**
+ * Every image under dir at any depth (sorted walk), and the other non-hidden files met. Symlinks
+ * are followed, but each real folder and file is taken once across everything that shares
+ * `visited`: a link to an ancestor (or to another class's folder) adds no image twice and none
+ * under the wrong class.
+ */
+export function walkImages(dir: string, visited: Visited = new Set()): { images: FileEntry[]; others: string[] } {
   const images: FileEntry[] = [];
   const others: string[] = [];
-  const visit = (folder: string, seen: Set<string>): void => {
+  const visit = (folder: string): void => {
     for (const name of readdirSync(folder).sort(byName)) {
       if (name.startsWith('.')) continue;
       const path = join(folder, name);
       const stat = statOrNull(path);
-      if (!stat) continue;
-      if (stat.isDirectory()) {
-        // A symlink loop would otherwise recurse forever.
-        const key = `${stat.dev}:${stat.ino}`;
-        if (seen.has(key)) continue;
-        visit(path, new Set([...seen, key]));
-      } else if (stat.isFile()) {
-        if (isImagePath(name)) images.push({ path, size: stat.size, mtimeMs: stat.mtimeMs });
-        else others.push(path);
-      }
+      if (!stat || !(stat.isDirectory() || stat.isFile())) continue;
+      const id = realId(stat);
+      if (visited.has(id)) continue;
+      visited.add(id);
+      if (stat.isDirectory()) visit(path);
+      else if (isImagePath(name)) images.push({ path, size: stat.size, mtimeMs: stat.mtimeMs });
+      else others.push(path);
     }
   };
-  visit(dir, new Set());
+  markVisited(visited, dir);
+  visit(dir);
   return { images, others };
 }
 
@@ -85,21 +100,40 @@ export function warnIgnored(root: string, others: string[], warn: WarningHandler
   warn(`ignored ${others.length} file(s) in ${root} that are not ${IMAGE_EXTENSIONS.join('/')}: ${listed.join(', ')}${more}`);
 }
 
-/** The channel count of the first image whose header can be read (3 when none can). */
-export function probeChannels(files: readonly FileEntry[]): Channels {
-  for (const file of files.slice(0, 64)) {
-    try {
-      const fd = openSync(file.path, 'r');
-      const head = new Uint8Array(64 * 1024);
-      const n = readSync(fd, head, 0, head.length, 0);
-      closeSync(fd);
-      const channels = headerChannels(head.subarray(0, n));
-      if (channels) return channels;
-    } catch {
-      // Unreadable: try the next file; the read itself will report it.
-    }
+function readHead(path: string, bytes: number): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const head = new Uint8Array(bytes);
+    return head.subarray(0, readSync(fd, head, 0, bytes, 0));
+  } finally {
+    closeSync(fd);
   }
-  return 3;
+}
+
+/** The channel count an image file's header declares; null when it cannot be read. */
+function fileChannels(path: string): Channels | null {
+  try {
+    // PNG's colour type is at byte 25; a JPEG frame header can follow a large EXIF block.
+    return headerChannels(readHead(path, 4096)) ?? headerChannels(readHead(path, 256 * 1024));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The channels a folder is decoded to when the user does not say: 3 (RGB, as torchvision's
+ * loader converts every image) unless every readable image is grayscale. The headers are read
+ * until the first colour image, so a photo folder costs a read or two; `reason` says why, for the log.
+ */
+export function chooseChannels(files: readonly FileEntry[]): { channels: Channels; reason: string } {
+  let gray = 0;
+  for (const file of files) {
+    const channels = fileChannels(file.path);
+    if (channels === 3) return { channels: 3, reason: `RGB: ${file.path} is a colour image (grayscale images are converted, as torchvision does)` };
+    if (channels === 1) gray++;
+  }
+  if (gray === 0) return { channels: 3, reason: 'RGB: no image header could be read' };
+  return { channels: 1, reason: `grayscale: all ${gray} readable images are grayscale` };
 }
 
 export function checkImageSize(imageSize: number): void {
@@ -135,7 +169,7 @@ export class FileDataset implements Dataset {
     this.labels = listing.labels;
     this.classes = listing.classes;
     this.imageSize = options.imageSize;
-    this.channels = options.channels === undefined || options.channels === 'auto' ? probeChannels(listing.files) : options.channels;
+    this.channels = options.channels === undefined || options.channels === 'auto' ? chooseChannels(listing.files).channels : options.channels;
     this.skips = new SkipLog(listing.roots.join(', '), options.onWarning ?? stderrWarning);
     this.pool = options.pool ?? sharedDecodePool();
     this.sourceSizes = new Int32Array(2 * this.length);

@@ -2,7 +2,7 @@
 // indices 0…K−1. Every problem with the layout is a DataError raised before any image is decoded.
 import { join, resolve } from 'node:path';
 import { DataError, stderrWarning } from './errors.js';
-import { FileDataset, requireFolder, subfolders, walkImages, warnIgnored, type FileEntry, type FolderListing, type FolderOptions } from './files.js';
+import { FileDataset, markVisited, requireFolder, subfolders, walkImages, warnIgnored, type FileEntry, type FolderListing, type FolderOptions } from './files.js';
 
 /** Lists root/<class>/… without decoding anything; throws DataError for an unusable layout. */
 export function listImageFolder(root: string, options: Pick<FolderOptions, 'onWarning'> = {}): FolderListing {
@@ -17,8 +17,11 @@ export function listImageFolder(root: string, options: Pick<FolderOptions, 'onWa
   const files: FileEntry[] = [];
   const labels: number[] = [];
   const others: string[] = [];
+  // One set for the whole listing: a link inside one class to the root or to another class adds nothing.
+  const visited = new Set<string>();
+  for (const name of ['', ...classes]) markVisited(visited, join(dir, name));
   classes.forEach((name, label) => {
-    const found = walkImages(join(dir, name));
+    const found = walkImages(join(dir, name), visited);
     if (found.images.length === 0) throw new DataError(`class folder ${join(dir, name)} has no .png/.jpg/.jpeg images`);
     files.push(...found.images);
     for (let k = 0; k < found.images.length; k++) labels.push(label);

@@ -7,12 +7,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { removeStaleTemps } from '../atomic-file.js';
 import { BUILTIN_NAME, builtinRoot, fashionMnist } from './builtin.js';
 import { findCifar, cifarDataset } from './cifar.js';
 import type { Dataset } from './dataset.js';
 import type { Channels } from './decode.js';
 import { DataError, stderrWarning, type WarningHandler } from './errors.js';
-import { checkImageSize, FileDataset, probeChannels, type FolderListing } from './files.js';
+import { checkImageSize, chooseChannels, FileDataset, type FolderListing } from './files.js';
 import { listImageFolder } from './image-folder.js';
 import { findIdxFiles, idxDataset } from './idx.js';
 import { openPack, packMatches, readPackIndex, writePack, type Fingerprint, type PackIndex, type SourceSpec } from './pack.js';
@@ -25,7 +26,7 @@ export interface OpenOptions {
    * IDX, CIFAR and packs; required for image folders.
    */
   imageSize?: number;
-  /** 1 or 3; 'auto' (default) keeps the data's own (image folders: the first image's). */
+  /** 1 or 3; 'auto' (default) keeps the data's own (image folders: RGB unless every image is grayscale, logged). */
   channels?: Channels | 'auto';
   /** Which split of the built-in set, Fashion-MNIST, IDX or CIFAR folders. Default 'train'. */
   split?: 'train' | 'test';
@@ -85,19 +86,35 @@ async function openFolder(spec: SourceSpec & { kind: 'image-folder' | 'unlabeled
     throw new DataError(`--imageSize is needed to read the image folder ${listing.roots.join(', ')} (images are resized to imageSize × imageSize)`);
   }
   checkImageSize(options.imageSize);
-  const channels = channelsOf(options.channels, probeChannels(listing.files));
+  const info = options.onInfo ?? ((m: string) => process.stderr.write(`${m}\n`));
+  let channels: Channels;
+  if (options.channels === undefined || options.channels === 'auto') {
+    const chosen = chooseChannels(listing.files);
+    channels = chosen.channels;
+    info(`${listing.roots.join(', ')}: ${channels} channel(s), ${chosen.reason}; --channels ${channels === 1 ? 3 : 1} changes it`);
+  } else channels = options.channels;
   const folderOptions = { imageSize: options.imageSize, channels, onWarning: warn, pool: options.pool };
   if (options.cache === false) return new FileDataset(listing, folderOptions);
   const root = typeof options.cache === 'string' ? resolve(options.cache) : defaultCacheRoot();
+  // Half-written packs of killed processes are large: cleared at every open, not only at a rebuild.
+  removeStaleTemps(root);
   const dir = cacheDirFor(root, spec, options.imageSize, channels);
   const fingerprint = listingFingerprint(listing);
   const index = readPackIndex(dir);
-  if (!index || !packMatches(index, fingerprint, options.imageSize, channels)) {
-    const info = options.onInfo ?? ((m: string) => process.stderr.write(`${m}\n`));
-    info(`${index ? 'rebuilding' : 'building'} the packed cache of ${listing.roots.join(', ')} (${listing.files.length} images, ${options.imageSize}px) in ${dir}`);
-    await writePack(new FileDataset(listing, folderOptions), dir, { source: spec, fingerprint, onProgress: options.onProgress, onWarning: warn });
+  const build = (why: string) => {
+    info(`${why} the packed cache of ${listing.roots.join(', ')} (${listing.files.length} images, ${options.imageSize}px) in ${dir}`);
+    return writePack(new FileDataset(listing, folderOptions), dir, { source: spec, fingerprint, onProgress: options.onProgress, onWarning: warn });
+  };
+  if (!index || !packMatches(index, fingerprint, options.imageSize, channels)) await build(index ? 'rebuilding' : 'building');
+  try {
+    return openPack(dir, { onWarning: warn });
+  } catch (err) {
+    // The cache is dawnet's own: a damaged one (a truncated shard) is rebuilt, not reported.
+    if (!(err instanceof DataError)) throw err;
+    warn(`${err.message.replace(/;.*$/, '')}`);
+    await build('rebuilding the damaged');
+    return openPack(dir, { onWarning: warn });
   }
-  return openPack(dir, { onWarning: warn });
 }
 
 /** A pack given as the dataroot: rebuilt in place when its source still exists and has changed. */
@@ -155,11 +172,12 @@ export function describeSource(dataroot: string | undefined, options: Pick<OpenO
   if (dataroot === 'fashion-mnist') return { kind: 'fashion-mnist' };
   const dir = resolve(dataroot);
   if (readPackIndex(dir)) return { kind: 'pack', dir };
-  if (options.unlabeled) return { kind: 'unlabeled-folder', roots: [dir] };
+  // IDX and CIFAR files are recognised before a folder is taken as loose images: read unlabeled,
+  // they serve as images whose labels go unused.
   const idx = existsSync(dir) ? findIdxFiles(dir, split) : null;
   if (idx) return { kind: 'idx', ...idx };
   if (existsSync(dir) && findCifar(dir)) return { kind: 'cifar', dir, split, labelKind: 'fine' };
-  return { kind: 'image-folder', root: dir };
+  return options.unlabeled ? { kind: 'unlabeled-folder', roots: [dir] } : { kind: 'image-folder', root: dir };
 }
 
 /**

@@ -11,6 +11,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { basename, dirname, join } from 'node:path';
 import { checkIndex, MemoryDataset, sampleBytes, type Dataset, type ReadFailure } from './dataset.js';
 import type { Channels } from './decode.js';
+import { removeStaleTemps } from '../atomic-file.js';
 import { DataError, SkipLog, stderrWarning, type WarningHandler } from './errors.js';
 import { FileDataset } from './files.js';
 
@@ -83,6 +84,8 @@ export async function writePack(dataset: Dataset, dir: string, options: WriteOpt
   }
   const bytes = sampleBytes(dataset);
   const imagesPerShard = Math.max(1, Math.floor((options.shardBytes ?? 256 * 2 ** 20) / bytes));
+  // Packs that a killed process was writing beside this one are removed first (they can be large).
+  removeStaleTemps(dirname(dir));
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}-${Date.now()}`);
   mkdirSync(tmp, { recursive: true });
   const warn = options.onWarning ?? stderrWarning;

@@ -9,9 +9,10 @@ export function listUnlabeledFolders(roots: string | readonly string[], options:
   const dirs = (typeof roots === 'string' ? [roots] : [...roots]).map((r) => resolve(r));
   if (dirs.length === 0) throw new DataError('no unlabeled image folders were given');
   const files: FileEntry[] = [];
+  const visited = new Set<string>();
   for (const dir of dirs) {
     requireFolder(dir, 'image folder');
-    const found = walkImages(dir);
+    const found = walkImages(dir, visited);
     if (found.images.length === 0) throw new DataError(`no .png/.jpg/.jpeg images under ${dir}`);
     files.push(...found.images);
     warnIgnored(dir, found.others, options.onWarning ?? stderrWarning);

@@ -1,6 +1,8 @@
 // The loss family (kernels/losses.wgsl): crossEntropy with integer labels, binary cross-entropy
 // on probabilities and on logits, all with PyTorch's default mean reduction; and top-k accuracy.
 import { Tensor } from '../tensor.js';
+import { backend } from '../runtime.js';
+import { filled } from './layout.js';
 import { groups1d, launch } from './launch.js';
 import type { OpDef, RefTensor } from './op.js';
 import { SUM_KERNELS, sumAxis } from './reduce.js';
@@ -15,7 +17,41 @@ function checkLogitsAndLabels(op: string, logits: Tensor, labels: Tensor): [numb
   if (labels.dtype !== 'int32' || labels.ndim !== 1 || labels.shape[0] !== logits.shape[0]) {
     throw new Error(`${op}: labels must be int32 of shape [${logits.shape[0]}], got ${labels.dtype} [${labels.shape.join(', ')}]`);
   }
+  flagBadLabels(labels, logits.shape[0]!, logits.shape[1]!);
   return [logits.shape[0]!, logits.shape[1]!];
+}
+
+/** A label outside [0, C) given to crossEntropy or topkAccuracy (PyTorch's IndexError). */
+export class LabelError extends RangeError {}
+
+/**
+ * [bad labels seen, one of them], counted on the GPU by label_check; `unread` when labels were
+ * checked since the last checkLabels, so a report with several meters reads it back once.
+ */
+let labelFlag: { tensor: Tensor; device: object; unread: boolean } | null = null;
+
+/** What flagBadLabels launches: the check, and the fill that makes its flag on first use. */
+const LABEL_CHECK_KERNELS = ['losses.label_check', 'fill.fill'] as const;
+
+function flagBadLabels(labels: Tensor, rows: number, classes: number): void {
+  const device = backend();
+  if (labelFlag?.device !== device) labelFlag = { tensor: filled([2], 0, 'int32').keep(), device, unread: false };
+  labelFlag.unread = true;
+  launch('losses', 'label_check', { label: labels, label_error: labelFlag.tensor }, { rows, classes, k: 0, logits: 0, scale: 1 }, groups1d(rows, WG));
+}
+
+/**
+ * Throws LabelError when a label outside [0, C) reached crossEntropy or topkAccuracy since the
+ * last call: one small readback, made where a loop reads its losses anyway.
+ */
+export async function checkLabels(): Promise<void> {
+  if (!labelFlag?.unread || labelFlag.device !== backend()) return;
+  labelFlag.unread = false;
+  const [count, example] = (await labelFlag.tensor.toArray()) as Int32Array;
+  if (!count) return;
+  labelFlag.tensor.dispose();
+  labelFlag = null;
+  throw new LabelError(`${count} label(s) outside [0, number of classes) reached crossEntropy or topkAccuracy (e.g. ${example}); labels must be class indices, as in PyTorch`);
 }
 
 function meanOf(terms: Tensor): Tensor {
@@ -84,7 +120,7 @@ function bceOp(logits: boolean): OpDef<NoAttrs> {
 
 export const lossOps = {
   crossEntropy: {
-    kernels: ['losses.cross_entropy_forward', 'losses.cross_entropy_backward', ...SUM_KERNELS],
+    kernels: ['losses.cross_entropy_forward', 'losses.cross_entropy_backward', ...LABEL_CHECK_KERNELS, ...SUM_KERNELS],
     saves: ['in0', 'in1', 'extra0'],
     inputs: ['real', { labels: 0 }],
     forward([logits, labels]) {
@@ -123,7 +159,7 @@ export const lossOps = {
   binaryCrossEntropy: bceOp(false),
   binaryCrossEntropyWithLogits: bceOp(true),
   topkAccuracy: {
-    kernels: ['losses.topk_correct', ...SUM_KERNELS],
+    kernels: ['losses.topk_correct', ...LABEL_CHECK_KERNELS, ...SUM_KERNELS],
     saves: [],
     inputs: ['real', { labels: 0 }],
     forward([logits, labels], { k }) {

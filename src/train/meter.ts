@@ -3,6 +3,7 @@
 // survives into the sum, so checking the mean at report time catches every bad step.
 import { noGrad } from '../autograd/tape.js';
 import * as F from '../functional.js';
+import { checkLabels } from '../ops/losses.js';
 import type { Tensor } from '../tensor.js';
 
 export class Meter {
@@ -27,8 +28,9 @@ export class Meter {
     return this.count;
   }
 
-  /** The mean since the last reset (NaN when empty); one readback. */
+  /** The mean since the last reset (NaN when empty); one readback. Throws LabelError for bad labels since the last one. */
   async mean(): Promise<number> {
+    await checkLabels();
     if (!this.sum || this.count === 0) return Number.NaN;
     return (await this.sum.item()) / this.count;
   }

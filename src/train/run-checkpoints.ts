@@ -4,7 +4,7 @@
 // holds the model, the optimizers, the step and every generator's state, so --resume continues
 // from the end of epoch N exactly as if the run had never stopped.
 import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CheckpointError, loadCheckpoint, saveCheckpoint, type CheckpointOptimizer, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import type { Generator } from '../random.js';
@@ -125,7 +125,8 @@ export class RunCheckpoints {
       if (!state) throw new CheckpointError(`${path} has no state for the '${name}' generator; it was not written by this command`);
       g.setState(state);
     }
-    if (loaded.metadata.best) this.best = JSON.parse(loaded.metadata.best) as Watched;
+    // The best so far is this folder's: a run continued into a new folder starts its own.
+    if (loaded.metadata.best && dirname(resolve(path)) === resolve(this.run.outf)) this.best = JSON.parse(loaded.metadata.best) as Watched;
     if (loaded.metadata.partial === 'true') {
       this.run.log(`warning: ${path} was saved part-way through epoch ${(loaded.epoch ?? 0) + 1}; that epoch restarts from its first batch, so this run will not match an uninterrupted one exactly`);
     }

@@ -13,7 +13,7 @@ import { freezeThrough } from '../../train/freeze.js';
 import { Run } from '../../train/run.js';
 import { UsageError, type Flags, type Parsed } from '../args.js';
 import { asUsageError, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { dataFlags, labelFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { requestedChannels, dataFlags, labelFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 export interface ClassifyResult extends FitResult {
   outf: string;
@@ -49,8 +49,8 @@ interface Source {
 }
 
 async function classify(name: string, a: ClassifyArgs, source: Source): Promise<ClassifyResult> {
-  const outf = outfOf(name, a.outf);
-  const splits = await openSplits(a.dataroot, { imageSize: a.imageSize });
+  const outf = outfOf(name, a);
+  const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: requestedChannels(a.channels) });
   try {
     const { labeled, val } = labeledSplit(splits.train, a.trainSamples, a.valSamples);
     if (a.patience > 0 && !val) throw new UsageError('--patience needs a validation split: pass --valSamples');

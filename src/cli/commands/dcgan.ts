@@ -18,7 +18,7 @@ import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asLoss, asValue } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { defineCommand, outfOf } from '../common.js';
-import { runFlags } from '../flags.js';
+import { channelFlags, requestedChannels, runFlags } from '../flags.js';
 
 export interface DcganResult {
   outf: string;
@@ -40,6 +40,7 @@ export const dcgan = defineCommand(
       ndf: { type: 'int', default: 64, help: 'discriminator width' },
       lr: { type: 'number', default: 0.0002, help: 'Adam learning rate' },
       beta1: { type: 'number', default: 0.5, help: 'Adam β1' },
+      ...channelFlags,
       ...runFlags,
       epochs: { type: 'int', default: 25, aliases: ['niter'], help: 'epochs to train' },
       verbIter: { type: 'int', default: 50, help: 'report the losses every verbIter steps' },
@@ -49,8 +50,8 @@ export const dcgan = defineCommand(
   async (a): Promise<DcganResult> => {
     if (a.imageSize !== 32 && a.imageSize !== 64) throw new UsageError(`train:dcgan: --imageSize must be 32 or 64, got ${a.imageSize}`);
     const imageSize = a.imageSize;
-    const outf = outfOf('train:dcgan', a.outf);
-    const splits = await openSplits(a.dataroot, { imageSize, unlabeled: true });
+    const outf = outfOf('train:dcgan', a);
+    const splits = await openSplits(a.dataroot, { imageSize, channels: requestedChannels(a.channels), unlabeled: true });
     const data = splits.train;
     const nc = data.channels;
     const init = new Generator(a.manualSeed);

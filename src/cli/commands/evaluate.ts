@@ -1,6 +1,7 @@
 // evaluate — top-1 and top-5 of a classifier checkpoint on labeled images (the test split of
 // --dataroot by default), or of an ensemble: several --net checkpoints whose softmax outputs are
 // averaged. Prints a table and one JSON line on stdout.
+import { checkClassNames } from '../../checkpoint/classes.js';
 import type { Dataset } from '../../data/dataset.js';
 import { DataLoader } from '../../data/loader.js';
 import { Generator } from '../../random.js';
@@ -57,7 +58,7 @@ export const evaluateCommand = defineCommand(
           splits ??= await openSplits(a.dataroot, { imageSize: spec.imageSize, channels: spec.inChannels === 3 ? 3 : 1 });
           data ??= a.split === 'test' ? splits.test : splits.train;
           checkDataMatches(spec, data, net);
-          if (data.classes.length !== spec.numClasses) throw new UsageError(`${net} has ${spec.numClasses} classes, the data ${data.classes.length}`);
+          checkClassNames(net, spec, data.classes, `the ${a.split} split of ${a.dataroot ?? 'the built-in set'}`);
           const loader = new DataLoader(data, { batchSize: a.batchSize, generator: new Generator(0), transform: { normalize: spec.normalize } });
           const out = await predict(loader, (x) => model.forward(x));
           classes = out.classes;

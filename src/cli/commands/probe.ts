@@ -21,7 +21,7 @@ import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss, type EpochMetrics, type StepMetrics } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { checkDataMatches, defineCommand, outfOf, scheduleOf } from '../common.js';
-import { dataFlags, labelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { requestedChannels, dataFlags, labelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 /** The heads under their blocks' names, so that one checkpoint holds them all. */
 class ProbeHeads extends Module {
@@ -61,8 +61,8 @@ export const probe = defineCommand(
     if (!a.net) throw new UsageError('train:probe: --net is required (a checkpoint written by train:rotnet)');
     const meta = await loadCheckpoint(a.net);
     const spec = specFromArgs(meta.args, a.net);
-    const outf = outfOf('train:probe', a.outf);
-    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? spec.imageSize });
+    const outf = outfOf('train:probe', a);
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? spec.imageSize, channels: requestedChannels(a.channels) ?? (spec.inChannels === 1 ? 1 : 3) });
     const trunk = buildModel(spec, a.manualSeed);
     const disposers: (() => void)[] = [() => trunk.dispose()];
     try {

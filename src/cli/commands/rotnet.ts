@@ -15,7 +15,7 @@ import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { defineCommand, modelSpecOf, outfOf, scheduleOf, transformOf } from '../common.js';
-import { dataFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { requestedChannels, dataFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 export interface RotnetResult {
   outf: string;
@@ -43,8 +43,8 @@ export const rotnet = defineCommand(
   },
   async (a): Promise<RotnetResult> => {
     if (a.rotations !== 4 && a.rotations !== 1) throw new UsageError(`--rotations must be 4 or 1, got ${a.rotations}`);
-    const outf = outfOf('train:rotnet', a.outf);
-    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, unlabeled: true });
+    const outf = outfOf('train:rotnet', a);
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: requestedChannels(a.channels), unlabeled: true });
     const { train, test, testFrom } = splits;
     const normalize = await channelStats(train);
     const spec = modelSpecOf(a, train, 4, normalize);

@@ -21,7 +21,7 @@ import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
+import { requestedChannels, scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 
 /** The classifier with a rotation head beside it; its state dict is the classifier's plus rotation_head.*. */
 class SesemiNet extends Module {
@@ -67,8 +67,8 @@ export const sesemi = defineCommand(
     epilog: 'Example: npm run train:sesemi -- --trainSamples 100 --model resnet18 --epochs 30',
   },
   async (a): Promise<SesemiResult> => {
-    const outf = outfOf('train:sesemi', a.outf);
-    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize });
+    const outf = outfOf('train:sesemi', a);
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: requestedChannels(a.channels) });
     const extra = a.unlabeledRoot ? await openSplits(a.unlabeledRoot, { imageSize: splits.train.imageSize, channels: splits.train.channels, unlabeled: true }) : null;
     try {
       const { labeled } = labeledSplit(splits.train, a.trainSamples);

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildModel, classifierPrefix } from '../../../models/registry.js';
+import { checkClassNames } from '../../checkpoint/classes.js';
 import { defaultGenerator } from '../../random.js';
 import { resolveResume } from '../../train/run-checkpoints.js';
 import { channelStats, labeledSplit, openSplits, Relabeled } from '../../train/splits.js';
@@ -15,7 +16,7 @@ import { writeFileAtomicSync } from '../../atomic-file.js';
 import { Run } from '../../train/run.js';
 import { UsageError } from '../args.js';
 import { checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
+import { requestedChannels, scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 import { loadClassifier, pseudoLabel } from '../../train/teacher.js';
 
 export interface StudentResult {
@@ -50,8 +51,8 @@ export const student = defineCommand(
   async (a): Promise<StudentResult> => {
     if (!a.teacher) throw new UsageError('train:student: --teacher is required (a classifier checkpoint)');
     if (!(a.topK >= 1 && a.topP >= 1)) throw new UsageError('train:student: --topK and --topP must be at least 1');
-    const outf = outfOf('train:student', a.outf);
-    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize });
+    const outf = outfOf('train:student', a);
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: requestedChannels(a.channels) });
     const extra = a.unlabeledRoot ? await openSplits(a.unlabeledRoot, { imageSize: splits.train.imageSize, channels: splits.train.channels, unlabeled: true }) : null;
     try {
       const unlabeled = extra ? extra.train : splits.train;
@@ -65,7 +66,7 @@ export const student = defineCommand(
         const { model: teacher, spec } = await loadClassifier(a.teacher);
         try {
           checkDataMatches(spec, unlabeled, `train:student: the teacher ${a.teacher}`);
-          if (spec.numClasses !== classes.length) throw new UsageError(`the teacher has ${spec.numClasses} classes, --dataroot ${classes.length}`);
+          checkClassNames(a.teacher, spec, classes, `--dataroot ${a.dataroot ?? '(the built-in set)'}`);
           chosen = await pseudoLabel(teacher, spec, unlabeled, { perClass: a.topK, perImage: a.topP });
         } finally {
           teacher.dispose();
