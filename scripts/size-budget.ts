@@ -4,8 +4,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-/** Lines of TypeScript and WGSL in src/ + models/ + kernels/ (14,400 when set: about 25 % headroom). */
-const BUDGET = 18_000;
+/** Lines of TypeScript and WGSL in src/ + models/ + kernels/ (15,200 when set: about 25 % headroom). */
+const BUDGET = 19_000;
 const ROOTS = ['src', 'models', 'kernels'];
 const COUNTED = /\.(ts|wgsl)$/;
 
