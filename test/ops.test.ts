@@ -82,6 +82,8 @@ for (const [name, row] of Object.entries(OPS)) {
         });
         expect(actual).toBeAllClose(expected.data, def.tolerance);
         expect(unlisted(def, seen), 'kernels launched but not in the row').toEqual([]);
+        // The spy sees every launch (a row without kernels is a view).
+        expect(seen.size > 0).toBe(def.kernels.length > 0);
       });
 
       if (def.gradTolerance !== 'none') {
