@@ -14,11 +14,13 @@ export async function loadClassifier(path: string): Promise<{ model: FeatureNet;
   const meta = await loadCheckpoint(path);
   const spec = specFromArgs(meta.args, path);
   const model = buildModel(spec, 0);
-  // Extra tensors (SESEMI's rotation head) are allowed; missing ones are not.
-  const loaded = await loadCheckpoint(path, { model, strict: false });
-  if (loaded.missing.length > 0) {
+  try {
+    // Extra tensors (SESEMI's rotation head) are allowed; missing ones are not.
+    const loaded = await loadCheckpoint(path, { model, strict: false });
+    if (loaded.missing.length > 0) throw new CheckpointError(`${path} lacks ${loaded.missing.length} tensor(s) of its ${spec.model}: ${loaded.missing.slice(0, 5).join(', ')}`);
+  } catch (err) {
     model.dispose();
-    throw new CheckpointError(`${path} lacks ${loaded.missing.length} tensor(s) of its ${spec.model}: ${loaded.missing.slice(0, 5).join(', ')}`);
+    throw err;
   }
   model.eval();
   return { model, spec };
