@@ -54,6 +54,10 @@ export const dcgan = defineCommand(
     const splits = await openSplits(a.dataroot, { imageSize, channels: requestedChannels(a.channels), unlabeled: true });
     const data = splits.train;
     const nc = data.channels;
+    // Batches are whole (dropLast), so at least one batch of images is needed.
+    if (data.length < a.batchSize) throw new UsageError(`train:dcgan: ${data.length} images are fewer than one batch of ${a.batchSize}`);
+    // The run folder before any GPU memory, so that a refused folder leaves none behind.
+    const run = new Run(outf, 'train:dcgan', a);
     const init = new Generator(a.manualSeed);
     const netG = new DcganGenerator({ nz: a.nz, ngf: a.ngf, nc, imageSize, generator: init });
     const netD = new DcganDiscriminator({ ndf: a.ndf, nc, imageSize, generator: init });
@@ -62,13 +66,11 @@ export const dcgan = defineCommand(
     const noise = new Generator(a.manualSeed + 2);
     const normalize = { mean: Array(nc).fill(0.5), std: Array(nc).fill(0.5) };
     const loader = new DataLoader(data, { batchSize: a.batchSize, shuffle: true, dropLast: true, generator: order, transform: { normalize } });
-    if (loader.length === 0) throw new UsageError(`train:dcgan: ${data.length} images are fewer than one batch of ${a.batchSize}`);
     const optD = new Adam(netD.parameters(), { lr: a.lr, betas: [a.beta1, 0.999] });
     const optG = new Adam(netG.parameters(), { lr: a.lr, betas: [a.beta1, 0.999] });
     const fixedNoise = randn([64, a.nz, 1, 1], { generator: new Generator(a.manualSeed + 3) }).keep();
     const real = full([a.batchSize], 1).keep();
     const fake = full([a.batchSize], 0).keep();
-    const run = new Run(outf, 'train:dcgan', a);
     const generators = { data: order, noise, augment: loader.augmentGenerator, global: defaultGenerator };
     const args = { ...a, gan: { ndf: a.ndf, ngf: a.ngf, nz: a.nz, nc, imageSize, normalize } };
     try {

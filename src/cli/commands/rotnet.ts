@@ -59,9 +59,10 @@ export const rotnet = defineCommand(
       transform: transformOf(normalize, { rotation: a.rotations === 4 ? 'all' : 'random' }),
     });
     const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, { rotation: 'all' }) });
+    // The run folder before any GPU memory, so that a refused folder leaves none behind.
+    const run = new Run(outf, 'train:rotnet', a);
     const model = buildModel(spec, a.manualSeed);
     const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
-    const run = new Run(outf, 'train:rotnet', a);
     let rotationAccuracy = Number.NaN;
     try {
       run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; output in ${outf}`);

@@ -83,12 +83,13 @@ export const sesemi = defineCommand(
       if (main.length === 0) throw new UsageError(`train:sesemi: ${unlabeled.length} unlabeled images are fewer than one batch of ${a.unlabeledBatchSize ?? a.batchSize}`);
       const joint = new JointLoader(main, beside);
       const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize * 2, generator: new Generator(a.manualSeed + 2), transform: { normalize } });
+      // The run folder before any GPU memory, so that a refused folder leaves none behind.
+      const run = new Run(outf, 'train:sesemi', a);
       const net = buildModel(spec, a.manualSeed);
       const shared = net.stageNames[net.stageNames.length - 2]!;
       const shape = noGrad(() => scope(() => net.features(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize]), [shared])[shared]!.shape.slice(1)));
       const model = new SesemiNet(net, shape, a.manualSeed + 20);
       const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
-      const run = new Run(outf, 'train:sesemi', a);
       // One step: an unlabeled batch u (rotated) and a labeled batch l beside it.
       const pairs = {
         length: joint.length,
