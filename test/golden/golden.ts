@@ -3,7 +3,7 @@
 // scripts/golden/generate.py writes, and closeness measured against each tensor's scale.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,9 +72,15 @@ export async function committedFixture<M>(family: string): Promise<Fixture<M>> {
 export async function cachedFixture<M>(family: string, model: string): Promise<Fixture<M>> {
   const hash = createHash('sha256');
   for (const f of ['scripts/golden/generate.py', 'scripts/golden/reference_models.py', 'scripts/safetensors_np.py']) hash.update(readFileSync(join(ROOT, f)));
-  const dir = join(process.env.DAWNET_CACHE ?? join(homedir(), '.cache/dawnet'), 'golden', hash.digest('hex').slice(0, 16));
+  const root = join(process.env.DAWNET_CACHE ?? join(homedir(), '.cache/dawnet'), 'golden');
+  const key = hash.digest('hex').slice(0, 16);
+  const dir = join(root, key);
   const path = join(dir, `${family}.safetensors`);
-  if (!existsSync(path)) python('scripts/golden/generate.py', ['--out', dir, '--families', 'none', '--models', model]);
+  if (!existsSync(path)) {
+    // Fixtures of an older generator are stale: hundreds of MB that nothing reads any more.
+    if (existsSync(root)) for (const old of readdirSync(root)) if (old !== key) rmSync(join(root, old), { recursive: true, force: true });
+    python('scripts/golden/generate.py', ['--out', dir, '--families', 'none', '--models', model]);
+  }
   return fixture<M>(await readSafetensors(path), path);
 }
 
