@@ -3,18 +3,22 @@
 // `optimizer.*` keys are dropped; torchvision's state dicts, as safetensors and as torch.save
 // .pth files, load into dawnet strictly; RotNet's reference checkpoints (`_feature_blocks.N…`,
 // inside {'network': …, 'epoch': …}) load into NIN; and a pickle that would run code is refused.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { F, loadCheckpoint, optim, randn, readSafetensors, saveCheckpoint, scope, tensor, writeSafetensors, type Tensor } from '../src/index.js';
+import { readTensorFile } from '../src/checkpoint/pth.js';
 import { fromRotNetName, toRotNetName } from '../src/checkpoint/rotnet-names.js';
 import type { Module } from '../src/nn/module.js';
 import { AlexNet, NIN, resnet18, resnet34, resnet50 } from '../models/index.js';
-import { expectGolden, floats, hasTorch, python } from './golden/golden.js';
+import { expectGolden, FIXTURES, floats, hasTorch, python, reportWorst } from './golden/golden.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dawnet-interop-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  reportWorst();
+});
 
 // Eval-mode logits in float32 on both sides.
 const RTOL = 1e-4;
@@ -55,11 +59,31 @@ describe('RotNet names', () => {
   });
 });
 
+describe('torch.save files without torch', () => {
+  it('reads a committed .pth: a view sharing storage (strides, offset), int64, float16, float64', async () => {
+    const pth = await readTensorFile(join(FIXTURES, 'state.pth'));
+    const expected = await readSafetensors(join(FIXTURES, 'state.safetensors'));
+    expect([...pth.tensors.keys()].sort()).toEqual([...expected.tensors.keys()].sort());
+    for (const [name, t] of expected.tensors) {
+      const got = pth.tensors.get(name)!;
+      expect(got.shape, name).toEqual(t.shape);
+      expect(got.dtype, name).toBe(t.dtype);
+      expect([...got.data], name).toEqual([...t.data]);
+    }
+  });
+
+  it('says why it cannot read a legacy torch.save file', async () => {
+    const legacy = join(dir, 'legacy.pth');
+    writeFileSync(legacy, Uint8Array.of(0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc));
+    await expect(readTensorFile(legacy)).rejects.toThrow(/legacy format \(PyTorch < 1\.6\)/);
+  });
+});
+
 describe.skipIf(!hasTorch())('checkpoints both ways with PyTorch 1.13 and torchvision 0.14', () => {
   const builders = { 18: resnet18, 34: resnet34, 50: resnet50 } as const;
   for (const depth of [18, 34, 50] as const) {
     it(`ResNet-${depth}: dawnet → torchvision (strict) and torchvision → dawnet (strict), same logits`, async () => {
-      const { path: input, x } = await writeInput([2, 3, 64, 64]);
+      const { path: input, x } = await writeInput([2, 3, 32, 32]);
       const model = builders[depth]({ numClasses: 10 });
       const opt = new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
       const ours = join(dir, `dawnet-resnet${depth}.safetensors`);

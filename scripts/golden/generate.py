@@ -13,6 +13,7 @@ float64, see model_case).
 """
 
 import argparse
+from collections import OrderedDict
 import json
 import math
 import os
@@ -269,6 +270,18 @@ def schedule_cases():
     return tensors, meta
 
 
+def pth_case(out_dir):
+    """A torch.save file read without torch by the tests: a view sharing its storage with another
+    tensor (strides and an offset), int64, float16 and float64, beside the same values as safetensors."""
+    gen = torch.Generator().manual_seed(13)
+    w = torch.randn(3, 4, generator=gen)
+    state = OrderedDict([("linear.weight", w), ("linear.weight_t", w.t()), ("row", w[1, 1:]),
+                         ("bn.num_batches_tracked", torch.tensor(123456789012, dtype=torch.int64)),
+                         ("half", torch.randn(2, 3, generator=gen).half()), ("double", torch.randn(5, generator=gen).double())])
+    torch.save(state, os.path.join(out_dir, "state.pth"))
+    save(out_dir, "state", {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}, [])
+
+
 # --- whole models ----------------------------------------------------------------------------------
 
 # name: (builder, dawnet constructor and options, input shape, loss)
@@ -281,7 +294,7 @@ MODELS = {
     # norms are ill-conditioned in float32 (torch's own oneDNN float32 path lands 0.3-0.5 of a
     # gradient's scale from float64, and so does dawnet). Training-mode batch norm's backward is
     # checked by the ops and the other models.
-    "resnet50": (lambda: rm.resnet(50, 10, "imagenet"), {"model": "resnet50", "options": {"numClasses": 10, "stem": "imagenet"}, "gradMode": "eval"}, (2, 3, 64, 64), "ce"),
+    "resnet50": (lambda: rm.resnet(50, 10, "imagenet"), {"model": "resnet50", "options": {"numClasses": 10, "stem": "imagenet"}, "gradMode": "eval"}, (2, 3, 32, 32), "ce"),
     "dcgan_g": (lambda: rm.dcgan_generator(nz=16, ngf=8, nc=3), {"model": "DcganGenerator", "options": {"nz": 16, "ngf": 8, "nc": 3}}, (3, 16, 1, 1), "mse"),
     "dcgan_d": (lambda: rm.dcgan_discriminator(ndf=8, nc=3), {"model": "DcganDiscriminator", "options": {"ndf": 8, "nc": 3}}, (3, 3, 64, 64), "bce"),
 }
@@ -357,12 +370,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=COMMITTED, help="output folder (default: test/golden/fixtures)")
     parser.add_argument("--models", default=",".join(COMMITTED_MODELS), help=f"comma-separated models, or 'none' (of {', '.join(MODELS)})")
-    parser.add_argument("--families", default="ops,optim,schedules", help="comma-separated: ops, optim, schedules, or 'none'")
+    parser.add_argument("--families", default="ops,optim,schedules,pth", help="comma-separated: ops, optim, schedules, pth, or 'none'")
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     builders = {"ops": op_cases, "optim": optim_cases, "schedules": schedule_cases}
     for family in filter(None, args.families.split(",")):
         if family == "none":
+            continue
+        if family == "pth":
+            pth_case(args.out)
             continue
         if family not in builders:
             parser.error(f"unknown family {family}")
