@@ -295,8 +295,8 @@ MODELS = {
     # gradient's scale from float64, and so does dawnet). Training-mode batch norm's backward is
     # checked by the ops and the other models.
     "resnet50": (lambda: rm.resnet(50, 10, "imagenet"), {"model": "resnet50", "options": {"numClasses": 10, "stem": "imagenet"}, "gradMode": "eval"}, (2, 3, 32, 32), "ce"),
-    "dcgan_g": (lambda: rm.dcgan_generator(nz=16, ngf=8, nc=3), {"model": "DcganGenerator", "options": {"nz": 16, "ngf": 8, "nc": 3}}, (3, 16, 1, 1), "mse"),
-    "dcgan_d": (lambda: rm.dcgan_discriminator(ndf=8, nc=3), {"model": "DcganDiscriminator", "options": {"ndf": 8, "nc": 3}}, (3, 3, 64, 64), "bce"),
+    "dcgan_g": (lambda: rm.DcganGenerator(nz=16, ngf=8, nc=3), {"model": "DcganGenerator", "options": {"nz": 16, "ngf": 8, "nc": 3}}, (3, 16, 1, 1), "mse"),
+    "dcgan_d": (lambda: rm.DcganDiscriminator(ndf=8, nc=3), {"model": "DcganDiscriminator", "options": {"ndf": 8, "nc": 3}}, (3, 3, 64, 64), "bce"),
 }
 # Small enough to commit (the rest are generated into a cache when the tests run; see README).
 COMMITTED_MODELS = ["nin", "dcgan_g", "dcgan_d"]

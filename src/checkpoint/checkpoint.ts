@@ -209,7 +209,9 @@ function optimizerState(
 }
 
 /**
- * Reads a checkpoint into a model (and optimizers), after checking every name and shape: all
+ * Reads a checkpoint — dawnet's safetensors, any safetensors state dict, or a torch.save .pth
+ * (pth.ts; RotNet's `_feature_blocks.N` names mapped to the stages, rotnet-names.ts) — into a
+ * model (and optimizers), after checking every name and shape: all
  * mismatches are listed in one CheckpointError and nothing is loaded. Returns the metadata, RNG
  * states included, for the caller to restore (Generator.setState).
  */
