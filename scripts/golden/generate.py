@@ -92,6 +92,9 @@ def op_cases():
                           ("sqrt", torch.sqrt, c.positive), ("relu", F.relu, c.nonzero),
                           ("sigmoid", torch.sigmoid, x), ("tanh", torch.tanh, x)]:
         c.add(name, {}, {"x": draw(3, 17)}, lambda x, f=f: f(x))
+    # NaN passes through relu and leaky_relu, as in torch (a GPU's max(NaN, 0) may give 0).
+    c.add("relu", {}, {"x": torch.tensor([float("nan"), -1.5, 0.0, 2.0])}, F.relu, grads=[])
+    c.add("leakyRelu", {"slope": 0.2}, {"x": torch.tensor([float("nan"), -1.5, 2.0])}, lambda x: F.leaky_relu(x, 0.2), grads=[])
     for e, draw in [(3, x), (0.5, c.positive), (-1.5, c.positive), (2, x)]:
         c.add("pow", {"exponent": e}, {"x": draw(5, 13)}, lambda x, e=e: torch.pow(x, e))
     c.add("leakyRelu", {"slope": 0.2}, {"x": c.nonzero(4, 9)}, lambda x: F.leaky_relu(x, 0.2))

@@ -100,13 +100,14 @@ export function stateDictOf(f: Fixture<unknown>, prefix: string, rename: (name: 
   return out;
 }
 
-/** max |a − e| / max |e|: the error relative to the tensor's scale. */
+/** max |a − e| / max |e|: the error relative to the tensor's scale (NaN matches only NaN). */
 export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   let diff = 0;
   let scale = 0;
   for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
+    if (Number.isNaN(expected[i]!) && Number.isNaN(actual[i]!)) continue;
+    diff = Math.max(diff, Number.isNaN(actual[i]! - expected[i]!) ? Infinity : Math.abs(actual[i]! - expected[i]!));
+    if (!Number.isNaN(expected[i]!)) scale = Math.max(scale, Math.abs(expected[i]!));
   }
   return scale === 0 ? diff : diff / scale;
 }
@@ -124,7 +125,7 @@ export function expectGolden(family: string, where: string, actual: ArrayLike<nu
   const current = worst.get(family);
   if (!current || error > current.error) worst.set(family, { error, where });
   let scale = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  for (let i = 0; i < expected.length; i++) if (!Number.isNaN(expected[i]!)) scale = Math.max(scale, Math.abs(expected[i]!));
   expect(actual, where).toBeAllClose(expected, { rtol: 0, atol: rtol * Math.max(scale, 1e-30) });
 }
 
