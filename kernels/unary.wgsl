@@ -86,7 +86,8 @@ fn unary_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     case OP_LOG: { r = log(v); }
     case OP_SQRT: { r = sqrt(v); }
     case OP_POW: { r = power(v, params.alpha); }
-    case OP_RELU: { r = max(v, 0.0); }
+    // torch.relu keeps NaN; WGSL's max(NaN, 0) may give 0 and hide it from the loss check.
+    case OP_RELU: { r = select(0.0, v, !(v <= 0.0)); }
     case OP_LEAKY_RELU: { r = select(v * params.alpha, v, v > 0.0); }
     case OP_SIGMOID: { r = sigmoid(v); }
     case OP_TANH: { r = tanh_stable(v); }
