@@ -10,7 +10,7 @@ import { backend, F, init, shutdown } from '../src/index.js';
 import { launch } from '../src/gpu/launch.js';
 import { Tensor } from '../src/tensor.js';
 import { ENGINES, type Engine } from './peers/index.js';
-import { comparePeers, readPytorch } from './compare.js';
+import { comparePeers, measurePytorchCpu, readPytorch } from './compare.js';
 import { printProgress, writeReport, type Ceilings, type Report } from './report.js';
 
 /** What a workload is, before it is timed: FLOPs, bytes moved and images are per run. */
@@ -47,6 +47,8 @@ const HELP = `dawnet's benchmarks: every family in one process (npm run bench), 
   --peers [tfjs|jax]  compare with the peer engines (default: both, when bench/peers/node_modules exists)
   --no-peers          do not run the peers
   --pytorch <file>    add the JSON lines of bench/pytorch_bench.py as a peer (run on the same machine)
+  --pytorch cpu       run bench/pytorch_bench.py --device cpu (Debian's python3-torch) after dawnet's
+                      workloads, in the same run, as the "PyTorch 1.13 CPU (Debian)" column
   --save <name>       write bench/results/<name>.json and .md (a whole, not --quick, suite run writes latest.*)
 
 DAWNET_ADAPTER / DAWNET_BACKEND choose the adapter.`;
@@ -219,7 +221,8 @@ export async function runBenchmarks(families: Family[], { suite }: { suite: bool
     await family.run(session);
   }
   const peers = await comparePeers(session.measurements, args.peers, gpu.adapterName, args.quick);
-  if (args.pytorch) peers.push(readPytorch(args.pytorch, session.measurements));
+  if (args.pytorch === 'cpu') peers.push(measurePytorchCpu(session.measurements, args));
+  else if (args.pytorch) peers.push(readPytorch(args.pytorch, session.measurements));
   const report: Report = {
     adapter: gpu.adapterName,
     software: gpu.isSoftware,

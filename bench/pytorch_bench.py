@@ -1,9 +1,10 @@
 """PyTorch's side of dawnet's benchmarks: the same workloads, under the same names, in float32
-with TF32 off, timed on this machine's GPU. Prints JSON lines: a header {peer, device}, then
-{name, ms, samples, ...} per workload. Feed them to dawnet's suite as a peer:
+with TF32 off, timed on this machine's GPU or CPU. Prints JSON lines: a header {peer, device},
+then {name, ms, samples, ...} per workload. Feed them to dawnet's suite as a peer:
 
     python3 bench/pytorch_bench.py > /tmp/pytorch.jsonl
     npm run bench -- --pytorch /tmp/pytorch.jsonl --save <device>
+    npm run bench -- --pytorch cpu      # runs `/usr/bin/python3 bench/pytorch_bench.py --device cpu` itself
 
 Options: --device cuda|cpu (default: cuda when available), --quick (one timed run), --only TEXT.
 Not timed here: the loader (dawnet's own pipeline) and augmentations other than the rotation batch.
@@ -11,6 +12,8 @@ Not timed here: the loader (dawnet's own pipeline) and augmentations other than 
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import sys
 import time
@@ -208,6 +211,14 @@ def workloads(device):
         yield f"augment rotation batch x4 (float32 in) {size}px", lambda s=size: rotation(s, device), 20
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "CPU"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -216,9 +227,16 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     fp32_only()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    backend = f"CUDA {torch.version.cuda}" if device.type == "cuda" else "CPU"
-    print(json.dumps({"peer": f"PyTorch {torch.__version__} ({backend}, fp32, TF32 off)", "device": name}), flush=True)
+    if device.type == "cuda":
+        peer = f"PyTorch {torch.__version__} (CUDA {torch.version.cuda}, fp32, TF32 off)"
+        name = torch.cuda.get_device_name(device)
+    else:
+        # Every core, as a user's CPU training would have them (torch may start with fewer).
+        torch.set_num_threads(os.cpu_count() or 1)
+        debian = torch.__file__.startswith("/usr/lib/python3/dist-packages/")
+        peer = f"PyTorch {'.'.join(torch.__version__.split('.')[:2])} CPU{' (Debian)' if debian else ''}"
+        name = f"{cpu_name()}, {torch.get_num_threads()} threads"
+    print(json.dumps({"peer": peer, "device": name}), flush=True)
     for workload, build, iterations in workloads(device):
         if args.only not in workload:
             continue

@@ -23,7 +23,7 @@ struct Params {
   bStride: array<vec4<u32>, 2>,
 }
 
-// Op codes, mirrored in src/ops/binary.ts.
+// Op codes: BINARY_CODES in src/ops/binary.ts, the one source (test/ops.test.ts checks these).
 const OP_ADD: u32 = 0u;
 const OP_SUB: u32 = 1u;
 const OP_MUL: u32 = 2u;

@@ -23,17 +23,18 @@ struct Params {
   beta: f32,
 }
 
-// Op codes, mirrored in src/ops/unary.ts. The comment names what backward reads as `saved`.
-const OP_NEG: u32 = 0u;      // nothing
-const OP_EXP: u32 = 1u;      // y
-const OP_LOG: u32 = 2u;      // x
-const OP_SQRT: u32 = 3u;     // y
-const OP_POW: u32 = 4u;      // x
-const OP_RELU: u32 = 5u;     // y
-const OP_LEAKY: u32 = 6u;    // x
-const OP_SIGMOID: u32 = 7u;  // y
-const OP_TANH: u32 = 8u;     // y
-const OP_AFFINE: u32 = 9u;   // nothing
+// Op codes: UNARY_CODES in src/ops/unary.ts, the one source (test/ops.test.ts checks these
+// against it). The comment names what backward reads as `saved`.
+const OP_NEG: u32 = 0u;         // nothing
+const OP_EXP: u32 = 1u;         // y
+const OP_LOG: u32 = 2u;         // x
+const OP_SQRT: u32 = 3u;        // y
+const OP_POW: u32 = 4u;         // x
+const OP_RELU: u32 = 5u;        // y
+const OP_LEAKY_RELU: u32 = 6u;  // x
+const OP_SIGMOID: u32 = 7u;     // y
+const OP_TANH: u32 = 8u;        // y
+const OP_AFFINE: u32 = 9u;      // nothing
 
 override WG: u32 = 256;
 
@@ -85,8 +86,9 @@ fn unary_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     case OP_LOG: { r = log(v); }
     case OP_SQRT: { r = sqrt(v); }
     case OP_POW: { r = power(v, params.alpha); }
-    case OP_RELU: { r = max(v, 0.0); }
-    case OP_LEAKY: { r = select(v * params.alpha, v, v > 0.0); }
+    // torch.relu keeps NaN; WGSL's max(NaN, 0) may give 0 and hide it from the loss check.
+    case OP_RELU: { r = select(0.0, v, !(v <= 0.0)); }
+    case OP_LEAKY_RELU: { r = select(v * params.alpha, v, v > 0.0); }
     case OP_SIGMOID: { r = sigmoid(v); }
     case OP_TANH: { r = tanh_stable(v); }
     default: { r = params.alpha * v + params.beta; }
@@ -110,7 +112,7 @@ fn unary_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     case OP_SQRT: { r = g * 0.5 / s; }
     case OP_POW: { r = g * params.alpha * power(s, params.alpha - 1.0); }
     case OP_RELU: { r = select(0.0, g, s > 0.0); }
-    case OP_LEAKY: { r = select(g * params.alpha, g, s > 0.0); }
+    case OP_LEAKY_RELU: { r = select(g * params.alpha, g, s > 0.0); }
     case OP_SIGMOID: { r = g * s * (1.0 - s); }
     case OP_TANH: { r = g * (1.0 - s * s); }
     default: { r = g * params.alpha; }

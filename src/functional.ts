@@ -1,6 +1,6 @@
 // The functional API, as torch.nn.functional and torch.* functions: each call applies one row
 // of the op table (recording it on the tape when gradients are needed).
-import { noGrad, record } from './autograd/tape.js';
+import { noGrad } from './autograd/tape.js';
 import { filled } from './ops/layout.js';
 import { applyOp, type InputKind } from './ops/op.js';
 import { normalizeAxis } from './ops/reference.js';
@@ -57,9 +57,9 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (free > 1 || dims.some((d) => !Number.isInteger(d) || d < 0) || numel(dims) !== x.size) {
     throw new Error(`reshape: cannot view a tensor of shape [${x.shape.join(', ')}] as [${shape.join(', ')}]`);
   }
-  const out = x.alias(dims);
-  record('reshape', out, [x], [], (g) => [g.alias(x.shape)]);
-  return out;
+  // A view of any dtype (labels too), so not through op()'s float32 check.
+  if (x.isDisposed) throw new Error(`reshape: input of shape [${x.shape.join(', ')}] was already disposed`);
+  return applyOp('reshape', OPS.reshape, [x], { shape: dims });
 }
 
 /** Flattens dimensions startDim… into one, as torch.flatten. */

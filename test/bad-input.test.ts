@@ -19,7 +19,7 @@ import { BUILTIN_ROOT } from '../src/data/builtin.js';
 import { listImageFolder } from '../src/data/image-folder.js';
 import { chooseChannels } from '../src/data/files.js';
 import { describeSource, openDataset } from '../src/data/open.js';
-import { openSplits } from '../src/train/data.js';
+import { openSplits } from '../src/train/splits.js';
 import * as F from '../src/functional.js';
 import { Linear } from '../src/nn/linear.js';
 import { checkLabels, LabelError } from '../src/ops/losses.js';

@@ -1,7 +1,8 @@
 // Every training command end to end on a tiny configuration (an image folder of 3 classes made
 // from the built-in images, 16 px, NIN-3, a few steps), in this process so that pipelines are
 // shared: each writes its checkpoints and metrics, RotNet resumes exactly, and bad input is one
-// clear error. Later commands read the checkpoints earlier ones wrote, as users chain them.
+// clear error. Later commands read the checkpoints earlier ones wrote, as users chain them: each
+// such run is made once, by whichever test needs it first, so every test also runs alone.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,9 +58,24 @@ function epochRecords(outf: string): Record<string, number>[] {
     .filter((r) => (r as { kind: string }).kind === 'epoch');
 }
 
+/** Memoises a run that several tests read, so it is trained once and on first use. */
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => (made ??= make());
+}
+const rotnetRun = once(async () => (await runCommand('train:rotnet', rotnetArgs(out('rotnet'), 2))) as RotnetResult);
+/** RotNet's best checkpoint, trained first when no test has yet. */
+const net = async () => {
+  await rotnetRun();
+  return join(out('rotnet'), 'net_best.safetensors');
+};
+const probeRun = once(async () => (await runCommand('train:probe', [...tiny, '--net', await net(), '--blocks', 'conv1,conv2', '--head', 'linear', '--epochs', '1', '--batchSize', '8', '--outf', out('probe')])) as ProbeResult);
+const supervisedRun = once(async () => (await runCommand('train:supervised', [...tiny, ...nin3, '--trainSamples', '4', '--epochs', '1', '--batchSize', '4', '--outf', out('supervised')])) as ClassifyResult);
+const sesemiRun = once(async () => (await runCommand('train:sesemi', [...tiny, ...nin3, '--trainSamples', '2', '--epochs', '1', '--batchSize', '4', '--outf', out('sesemi')])) as SesemiResult);
+
 describe('train:rotnet', () => {
   it('trains, evaluates rotation accuracy, and writes checkpoints, metrics, curves and arguments', async () => {
-    const r = (await runCommand('train:rotnet', rotnetArgs(out('rotnet'), 2))) as RotnetResult;
+    const r = await rotnetRun();
     expect(r.epochs).toBe(2);
     expect(r.steps).toBe(4);
     expect(r.losses.every(Number.isFinite)).toBe(true);
@@ -72,6 +88,7 @@ describe('train:rotnet', () => {
   });
 
   it('--resume after epoch 1 gives the same losses, bit for bit, as the uninterrupted run', async () => {
+    await rotnetRun();
     await runCommand('train:rotnet', rotnetArgs(out('rotnet-resumed'), 1));
     await runCommand('train:rotnet', rotnetArgs(out('rotnet-resumed'), 2, ['--resume', out('rotnet-resumed')]));
     const keys = ['loss', 'accuracy', 'testLoss', 'testAccuracy'];
@@ -102,23 +119,22 @@ describe('train:rotnet', () => {
 });
 
 describe('evaluation and fine-tuning on the RotNet features', () => {
-  const net = () => join(out('rotnet'), 'net_best.safetensors');
 
   it('train:probe trains a head per block and reports top-1 per block', async () => {
-    const r = (await runCommand('train:probe', [...tiny, '--net', net(), '--blocks', 'conv1,conv2', '--head', 'linear', '--epochs', '1', '--batchSize', '8', '--outf', out('probe')])) as ProbeResult;
+    const r = await probeRun();
     expect(Object.keys(r.blocks)).toEqual(['conv1', 'conv2']);
     for (const s of Object.values(r.blocks)) expect(s.top1).toBeGreaterThanOrEqual(0);
     expect(readdirSync(out('probe'))).toContain('net_epoch_1.safetensors');
   });
 
   it('train:probe with the conv head on conv2', async () => {
-    const r = (await runCommand('train:probe', [...tiny, '--net', net(), '--blocks', 'conv2', '--head', 'conv', '--epochs', '1', '--batchSize', '8', '--outf', out('probe-conv')])) as ProbeResult;
+    const r = (await runCommand('train:probe', [...tiny, '--net', await net(), '--blocks', 'conv2', '--head', 'conv', '--epochs', '1', '--batchSize', '8', '--outf', out('probe-conv')])) as ProbeResult;
     expect(r.blocks.conv2!.top1).toBeGreaterThanOrEqual(0);
   });
 
   it('train:finetune loads the backbone without its head, freezes through conv1, and stops early', async () => {
     const r = (await runCommand('train:finetune', [
-      ...tiny, '--net', net(), '--trainSamples', '4', '--valSamples', '2', '--patience', '1', '--freeze', 'conv1', '--epochs', '3', '--batchSize', '4', '--outf', out('finetune'),
+      ...tiny, '--net', await net(), '--trainSamples', '4', '--valSamples', '2', '--patience', '1', '--freeze', 'conv1', '--epochs', '3', '--batchSize', '4', '--outf', out('finetune'),
     ])) as ClassifyResult;
     expect(r.labeled).toBe(12);
     expect(r.test.count).toBe(12);
@@ -128,17 +144,18 @@ describe('evaluation and fine-tuning on the RotNet features', () => {
   it('a missing checkpoint, a missing --resume and an unknown --freeze stage are one clear error each', async () => {
     await expect(runCommand('train:finetune', [...tiny, '--net', join(root, 'none.safetensors')])).rejects.toThrow(/none\.safetensors: no such file/);
     await expect(runCommand('train:rotnet', rotnetArgs(out('rotnet-noresume'), 1, ['--resume', join(root, 'nowhere')]))).rejects.toThrow(/--resume: .* does not exist/);
-    await expect(runCommand('train:finetune', [...tiny, '--net', net(), '--freeze', 'conv9', '--epochs', '1'])).rejects.toThrow(UsageError);
+    await expect(runCommand('train:finetune', [...tiny, '--net', await net(), '--freeze', 'conv9', '--epochs', '1'])).rejects.toThrow(UsageError);
   });
 
   it('train:finetune refuses a checkpoint that is not a dawnet model', async () => {
+    await probeRun();
     await expect(runCommand('train:finetune', [...tiny, '--net', join(out('probe'), 'net_epoch_1.safetensors'), '--epochs', '1'])).rejects.toThrow();
   });
 });
 
 describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
   it('train:supervised from scratch on K labels per class', async () => {
-    const r = (await runCommand('train:supervised', [...tiny, ...nin3, '--trainSamples', '4', '--epochs', '1', '--batchSize', '4', '--outf', out('supervised')])) as ClassifyResult;
+    const r = await supervisedRun();
     expect(r.steps).toBe(3);
     expect(r.test.top1).toBeGreaterThanOrEqual(0);
   });
@@ -159,7 +176,7 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
     await runCommand('train:sesemi', [...sesemiArgs, '--epochs', '1']);
     await runCommand('train:sesemi', [...sesemiArgs, '--epochs', '2', '--resume', out('sesemi-resumed')]);
     expect(epochRecords(out('sesemi-resumed')).map((r) => r.epoch)).toEqual([1, 2]);
-    const probeArgs = [...tiny, '--net', join(out('rotnet'), 'net_best.safetensors'), '--blocks', 'conv1', '--batchSize', '8', '--outf', out('probe-resumed')];
+    const probeArgs = [...tiny, '--net', await net(), '--blocks', 'conv1', '--batchSize', '8', '--outf', out('probe-resumed')];
     await runCommand('train:probe', [...probeArgs, '--epochs', '1']);
     await runCommand('train:probe', [...probeArgs, '--epochs', '2', '--resume', out('probe-resumed')]);
     expect(epochRecords(out('probe-resumed')).map((r) => r.epoch)).toEqual([1, 2]);
@@ -171,7 +188,7 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
   });
 
   it('train:sesemi: a labeled and a rotated unlabeled batch per step', async () => {
-    const r = (await runCommand('train:sesemi', [...tiny, ...nin3, '--trainSamples', '2', '--epochs', '1', '--batchSize', '4', '--outf', out('sesemi')])) as SesemiResult;
+    const r = await sesemiRun();
     expect(r.steps).toBe(6);
     const last = epochRecords(out('sesemi')).at(-1)!;
     expect(Number.isFinite(last.loss_supervised) && Number.isFinite(last.loss_rotation)).toBe(true);
@@ -191,6 +208,7 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
   });
 
   it('train:student pseudo-labels with a teacher, trains and fine-tunes a student', async () => {
+    await supervisedRun();
     const teacher = join(out('supervised'), 'net_epoch_1.safetensors');
     const r = (await runCommand('train:student', [
       ...tiny, ...nin3, '--teacher', teacher, '--topK', '2', '--topP', '3', '--trainSamples', '2', '--epochs', '1', '--finetuneEpochs', '1', '--batchSize', '4', '--outf', out('student'),
@@ -202,6 +220,8 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
   });
 
   it('evaluate scores one checkpoint and an ensemble by averaged softmax', async () => {
+    await supervisedRun();
+    await sesemiRun();
     const a = join(out('supervised'), 'net_epoch_1.safetensors');
     const b = join(out('sesemi'), 'net_epoch_1.safetensors');
     const one = (await runCommand('evaluate', ['--dataroot', data, '--net', a])) as EvaluateResult;

@@ -76,7 +76,11 @@ async function run(name: string, def: OpDef<unknown>, inputs: RefTensor[], integ
     if (grads) {
       const rng = new Generator(7);
       out.backward(tensor(Float32Array.from({ length: out.size }, () => rng.normal()), out.shape));
-      for (let i = 0; i < ts.length; i++) if (!integer[i]) results.push(new Float32Array(await ts[i]!.grad!.toArray()));
+      for (let i = 0; i < ts.length; i++) {
+        if (integer[i]) continue;
+        results.push(new Float32Array(await ts[i]!.grad!.toArray()));
+        ts[i]!.grad!.dispose();
+      }
     }
     return results;
   });
@@ -171,6 +175,7 @@ async function trainingStep(make: () => Module, x: () => Tensor, labels: number[
     opt.step();
     const result = [new Float32Array(await loss.toArray())];
     for (const p of m.parameters()) result.push(new Float32Array(await p.toArray()));
+    opt.zeroGrad();
     opt.dispose();
     m.dispose();
     return result;

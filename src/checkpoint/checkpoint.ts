@@ -21,7 +21,9 @@
 import type { Module, StateDict } from '../nn/module.js';
 import type { OptimizerStateDict, ParamState } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
-import { readSafetensors, writeSafetensors, type SafetensorsTensor, type TensorSpec } from './safetensors.js';
+import { readTensorFile } from './pth.js';
+import { renameFromRotNet } from './rotnet-names.js';
+import { writeSafetensors, type SafetensorsTensor, type TensorSpec } from './safetensors.js';
 
 /** Raised on loading when the file does not fit the model or optimizer; lists every problem. */
 export class CheckpointError extends Error {}
@@ -224,14 +226,16 @@ function checkJsonMetadata(path: string, metadata: Record<string, string>): void
 }
 
 /**
- * Reads a checkpoint into a model (and optimizers), after checking every name and shape: all
+ * Reads a checkpoint — dawnet's safetensors, any safetensors state dict, or a torch.save .pth
+ * (pth.ts; RotNet's `_feature_blocks.N` names mapped to the stages, rotnet-names.ts) — into a
+ * model (and optimizers), after checking every name and shape: all
  * mismatches are listed in one CheckpointError and nothing is loaded. Returns the metadata, RNG
  * states included, for the caller to restore (Generator.setState).
  */
 export async function loadCheckpoint(path: string, options: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
   const { model, strict = true, skip = [] } = options;
-  const file = await readSafetensors(path);
-  const { tensors, metadata } = file;
+  const { metadata, ...file } = await readTensorFile(path);
+  const tensors = renameFromRotNet(file.tensors, model);
   const versionText = metadata['dawnet.format_version'];
   const formatVersion = versionText === undefined ? null : Number(versionText);
   if (formatVersion !== null && !(formatVersion <= CHECKPOINT_FORMAT_VERSION)) {

@@ -1,15 +1,12 @@
 // What the training commands share between their flags and their loops: a command's definition
 // and invocation (parse, run, return a summary), the learning-rate schedule a set of flags
-// describes, the output folder, and the description of a model that checkpoints carry so that
-// later commands (probe, fine-tune, evaluate) can rebuild it.
-import { DcganDiscriminator, GanClassifier } from '../../models/dcgan.js';
+// describes, the output folder, and the model description (models/registry.ts) that --model
+// and the data give.
+import { checkSpec, MODEL_NAMES, type ModelName, type ModelSpec } from '../../models/registry.js';
 import type { Dataset } from '../data/dataset.js';
 import type { AugmentOptions } from '../data/augment.js';
-import type { FeatureNet } from '../nn/feature-net.js';
-import { Generator } from '../random.js';
 import { constant, cosine, lookupTable, polynomialWarmup, stepDecay, type Schedule } from '../optim/schedules.js';
 import { chooseRunFolder, type RunFolderArgs } from '../train/run.js';
-import { buildModel, MODEL_NAMES, type ModelName } from '../train/zoo.js';
 import { parseCommand, UsageError, type Command, type Flags, type Parsed } from './args.js';
 
 export interface CliCommand<F extends Flags = Flags, R = unknown> {
@@ -71,42 +68,21 @@ export function scheduleOf(a: ScheduleFlags, stepsPerEpoch: number): { schedule:
   }
 }
 
-/** What a checkpoint records of its model and data, so that another command can rebuild both. */
-export interface ModelSpec {
-  /** A network of the zoo, or a classifier on a DCGAN discriminator's trunk. */
-  model: ModelName | 'dcgan-classifier';
-  /** The discriminator's width (dcgan-classifier). */
-  ndf?: number;
-  ninStages: number;
-  numClasses: number;
-  inChannels: number;
-  imageSize: number;
-  /** Per-channel normalisation of the images it was trained on. */
-  normalize: { mean: number[]; std: number[] };
-  classNames: string[];
-}
-
+/** The description of a --model network for the data at hand, checked before anything is built. */
 export function modelSpecOf(a: { model: string; ninStages: number }, data: Dataset, numClasses: number, normalize: ModelSpec['normalize']): ModelSpec {
   if (!(MODEL_NAMES as readonly string[]).includes(a.model)) throw new UsageError(`--model must be one of ${MODEL_NAMES.join(', ')}`);
-  if (a.model === 'nin' && !(a.ninStages >= 3 && a.ninStages <= 5)) throw new UsageError(`--ninStages must be 3, 4 or 5, got ${a.ninStages}`);
-  if (a.model === 'alexnet' && data.imageSize < 63) throw new UsageError(`--model alexnet needs images of at least 63 px (got ${data.imageSize}); pass --imageSize 64 or more`);
-  return { model: a.model as ModelName, ninStages: a.ninStages, numClasses, inChannels: data.channels, imageSize: data.imageSize, normalize, classNames: [...data.classes] };
+  const spec: ModelSpec = { model: a.model as ModelName, ninStages: a.ninStages, numClasses, inChannels: data.channels, imageSize: data.imageSize, normalize, classNames: [...data.classes] };
+  return asUsageError('--model', () => checkSpec(spec));
 }
 
-export function buildFromSpec(spec: ModelSpec, seed: number, numClasses = spec.numClasses): FeatureNet {
-  const generator = new Generator(seed);
-  if (spec.model === 'dcgan-classifier') {
-    const d = new DcganDiscriminator({ ndf: spec.ndf ?? 64, nc: spec.inChannels, imageSize: spec.imageSize as 32 | 64, generator });
-    return new GanClassifier(d, numClasses, { generator });
+/** A flag's value that the library rejects (a RangeError) is the user's mistake: say which flag. */
+export function asUsageError<T>(flag: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(`${flag}: ${err.message}`);
+    throw err;
   }
-  return buildModel(spec.model, { numClasses, inChannels: spec.inChannels, imageSize: spec.imageSize, ninStages: spec.ninStages, generator });
-}
-
-/** Reads the ModelSpec a dawnet training command stored in a checkpoint's arguments. */
-export function specFromArgs(args: Record<string, unknown> | undefined, path: string): ModelSpec {
-  const spec = args?.modelSpec as ModelSpec | undefined;
-  if (!spec || typeof spec.model !== 'string') throw new UsageError(`${path} carries no model description (args.modelSpec); was it written by a dawnet training command?`);
-  return spec;
 }
 
 /** Checks that a data set matches what a model was trained on. */

@@ -1,7 +1,7 @@
 // Flags that several commands share, declared once. Names are those of the PyTorch scripts the
 // commands come from (RotNet, SESEMI, the DCGAN example).
 import type { Channels } from '../data/decode.js';
-import { MODEL_NAMES } from '../train/zoo.js';
+import { MODEL_NAMES } from '../../models/registry.js';
 import type { FlagRule, Flags, Range } from './args.js';
 
 /** --channels: what every image is decoded to. */

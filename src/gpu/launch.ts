@@ -8,6 +8,7 @@ import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import type { BufferView, Uniforms } from './backend.js';
 import type { Overrides } from './kernels.js';
+import { formatBytes } from './pool.js';
 import { planWindows, type Window } from './windows.js';
 
 export type Binding = Tensor | BufferView | GPUTexture;
@@ -47,6 +48,12 @@ export function launch(file: string, entry: string, bindings: Record<string, Bin
     if (!view || !('buffer' in view)) throw new Error(`${kernel.label}: windowed binding '${name}' is not a buffer`);
     return view;
   });
+  // What is bound whole must fit before any window is staged.
+  for (const [name, view] of Object.entries(views)) {
+    if ('buffer' in view && !split.bindings.includes(name) && view.size > gpu.bindingLimit) {
+      throw new Error(`${kernel.label}: '${name}' is ${formatBytes(view.size)}, over the storage binding limit of ${formatBytes(gpu.bindingLimit)}, and this op binds it whole`);
+    }
+  }
   const rows = full.map((view) => view.size / split.extent);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
   const { windows } = planWindows(split.extent, rows, gpu.bindingLimit, align);

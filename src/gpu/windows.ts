@@ -25,7 +25,12 @@ export function parseBytes(text: string): number {
 export function bindingCeiling(limits: Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'minStorageBufferOffsetAlignment'>, maxBinding?: string | number): number {
   const device = limits.maxStorageBufferBindingSize;
   if (maxBinding === undefined || maxBinding === '') return device;
-  const asked = typeof maxBinding === 'number' ? maxBinding : parseBytes(maxBinding);
+  let asked: number;
+  try {
+    asked = typeof maxBinding === 'number' ? maxBinding : parseBytes(maxBinding);
+  } catch (err) {
+    throw new Error(`DAWNET_MAX_BINDING / maxBinding: ${(err as Error).message}`);
+  }
   const align = limits.minStorageBufferOffsetAlignment;
   if (!(asked >= align)) throw new Error(`DAWNET_MAX_BINDING / maxBinding: ${maxBinding} is below the ${align}-byte binding alignment`);
   return Math.min(device, Math.floor(asked / align) * align);

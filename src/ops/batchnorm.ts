@@ -4,7 +4,7 @@
 // `batchNormEval` normalises with the running statistics, which are then ordinary inputs.
 import { Tensor } from '../tensor.js';
 import { groups1d, launch, overWindows, windowsFor, type Split } from '../gpu/launch.js';
-import type { OpCase, OpDef, RefTensor } from './op.js';
+import type { KernelRef, OpCase, OpDef, RefTensor } from './op.js';
 
 export interface RunningStats {
   mean: Tensor;
@@ -180,9 +180,12 @@ const EVAL_CASES: OpCase<BatchNormEvalAttrs>[] = [
   { shapes: [[2, 2, 4, 4], [2], [2], [2]], attrs: { eps: 1e-3 } },
 ];
 
+/** An entry point and its vec4 twin (see variant). */
+const variants = (entry: string): KernelRef[] => [`batchnorm.${entry}`, `batchnorm.${entry}4`];
+
 export const batchNormOps = {
   batchNorm: {
-    kernel: 'batchnorm',
+    kernels: [...variants('bn_stats'), ...variants('bn_normalize'), ...variants('bn_backward_reduce'), ...variants('bn_backward_input')],
     saves: ['in0', 'extra0', 'extra1', 'extra2'],
     forward([x, weight, bias], attrs) {
       const [N, C, S] = layout('batchNorm', x!.shape, [
@@ -219,7 +222,7 @@ export const batchNormOps = {
     gradTolerance: { rtol: 2e-3, atol: 1e-3 },
   } satisfies OpDef<BatchNormAttrs>,
   batchNormEval: {
-    kernel: 'batchnorm',
+    kernels: ['batchnorm.bn_eval_stats', ...variants('bn_normalize'), ...variants('bn_backward_reduce'), ...variants('bn_backward_input'), 'batchnorm.bn_running_grads'],
     saves: ['in0', 'extra0', 'extra1', 'extra2'],
     inputs: ['real', 'real', 'positive', 'real', 'real'],
     forward([x, runningMean, runningVar, weight, bias], attrs) {

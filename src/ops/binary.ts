@@ -3,12 +3,12 @@
 import { Tensor } from '../tensor.js';
 import { elementwise, groups1d, launch, type Split } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
-import { sumTo } from './reduce.js';
+import { SUM_KERNELS, sumTo } from './reduce.js';
 import { runUnary } from './unary.js';
 
-/** Mirrors the OP_* constants of kernels/binary.wgsl. */
-const CODES = { add: 0, sub: 1, mul: 2, div: 3 } as const;
-type BinaryName = keyof typeof CODES;
+/** The op codes of kernels/binary.wgsl (OP_ADD … OP_DIV); test/ops.test.ts checks the WGSL against them. */
+export const BINARY_CODES = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+type BinaryName = keyof typeof BINARY_CODES;
 const WG = 256;
 const MAX_RANK = 8;
 
@@ -80,10 +80,10 @@ function split(p: ReturnType<typeof params>, operands: readonly (readonly number
 }
 
 function binaryOp(name: BinaryName, f: (u: number, v: number) => number): OpDef<NoAttrs> {
-  const code = CODES[name];
+  const code = BINARY_CODES[name];
   const linear = name === 'add' || name === 'sub';
   return {
-    kernel: 'binary',
+    kernels: ['binary.binary_forward', 'binary.binary_backward', 'unary.unary_forward', ...SUM_KERNELS],
     saves: linear ? [] : ['in0', 'in1'],
     inputs: name === 'div' ? ['real', 'nonzero'] : undefined,
     forward([a, b]) {

@@ -52,7 +52,7 @@ export function catForward(parts: readonly Tensor[], dim: number): Tensor {
 
 export const concatOps = {
   cat: {
-    kernel: 'concat',
+    kernels: ['concat.concat_copy', 'concat.concat_slice'],
     saves: [],
     forward: (parts, { dim }) => ({ out: catForward(parts, dim) }),
     backward({ grad, shapes, attrs: { dim }, needs }) {

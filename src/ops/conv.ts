@@ -9,7 +9,7 @@ import { gemmLabel } from './matmul-plan.js';
 import { convKey } from '../gpu/tuning.js';
 import { groups1d, launch, overWindows } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
-import { sumAxis } from './reduce.js';
+import { SUM_KERNELS, sumAxis } from './reduce.js';
 
 export type Pair = [number, number];
 
@@ -391,9 +391,27 @@ const TRANSPOSE_CASES: OpCase<ConvTranspose2dAttrs>[] = [
 const TOLERANCE = { rtol: 1e-4, atol: 1e-4 };
 const GRAD_TOLERANCE = { rtol: 1e-3, atol: 1e-3 };
 
+/** Both paths, direct (kernels/conv2d.wgsl) and SIMD (kernels/conv2d_simd.wgsl), and the bias and weight sums. */
+const CONV_KERNELS = [
+  'conv2d_gemm.conv2d_forward',
+  'conv2d_gemm.conv2d_backward_input',
+  'conv2d_gemm.conv2d_backward_weight',
+  'conv2d.pack_weight',
+  'conv2d.conv2d_forward',
+  'conv2d.conv2d_backward_input',
+  'conv2d.conv2d_backward_weight',
+  'conv2d_simd.pack_input',
+  'conv2d_simd.pack_filter',
+  'conv2d_simd.pack_x',
+  'conv2d_simd.pack_dy',
+  'conv2d_simd.conv_simd',
+  'conv2d_simd.conv_weight_simd',
+  ...SUM_KERNELS,
+] as const;
+
 export const convOps = {
   conv2d: {
-    kernel: 'conv2d',
+    kernels: CONV_KERNELS,
     saves: ['in0', 'in1'],
     forward([x, w, b], attrs) {
       const g = conv2dGeometry(x!.shape, w!.shape, b ? b.shape : null, attrs);
@@ -416,7 +434,7 @@ export const convOps = {
     gradTolerance: GRAD_TOLERANCE,
   } satisfies OpDef<Conv2dAttrs>,
   convTranspose2d: {
-    kernel: 'conv2d',
+    kernels: CONV_KERNELS,
     saves: ['in0', 'in1'],
     forward([x, w, b], attrs) {
       const g = convTranspose2dGeometry(x!.shape, w!.shape, b ? b.shape : null, attrs);

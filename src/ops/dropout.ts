@@ -53,7 +53,7 @@ function run(entry: 'dropout_forward' | 'dropout_backward', input: Tensor, attrs
 
 export const dropoutOps = {
   dropout: {
-    kernel: 'dropout',
+    kernels: ['dropout.dropout_forward', 'dropout.dropout_backward'],
     saves: [],
     forward: ([x], attrs) => ({ out: run('dropout_forward', x!, attrs) }),
     backward: ({ grad, attrs }) => [run('dropout_backward', grad, attrs)],

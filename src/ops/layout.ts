@@ -1,5 +1,5 @@
-// Layout ops (kernels/fill.wgsl): constant fills and the materialised transpose of the last
-// two dimensions. Reshape needs no kernel; it lives in functional.ts as a view.
+// Layout ops (kernels/fill.wgsl): constant fills, the materialised transpose of the last two
+// dimensions, and reshape, a view that launches no kernel.
 import { Tensor } from '../tensor.js';
 import { elementwise, groups1d, launch } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
@@ -7,6 +7,10 @@ import type { OpDef, RefTensor } from './op.js';
 const WG = 256;
 
 export interface NoAttrs {}
+/** The new shape, every dimension known (functional.ts resolves a -1). */
+export interface ReshapeAttrs {
+  shape: readonly number[];
+}
 
 /** A tensor of `shape` filled with value (0 bits for int32 zeros). */
 export function filled(shape: readonly number[], value: number, dtype: Tensor['dtype'] = 'float32'): Tensor {
@@ -35,8 +39,22 @@ export function transposeLast2(x: Tensor): Tensor {
 }
 
 export const layoutOps = {
+  reshape: {
+    kernels: [],
+    saves: [],
+    forward: ([x], { shape }) => ({ out: x!.alias(shape) }),
+    backward: ({ grad, shapes }) => [grad.alias(shapes[0]!)],
+    reference: ([x], { shape }): RefTensor => ({ shape: [...shape], data: Float64Array.from(x!.data) }),
+    cases: [
+      { shapes: [[1]], attrs: { shape: [] } },
+      { shapes: [[3, 17]], attrs: { shape: [17, 3] } },
+      { shapes: [[2, 5, 13]], attrs: { shape: [10, 13, 1] } },
+    ],
+    tolerance: { rtol: 0, atol: 0 },
+    gradTolerance: { rtol: 1e-4, atol: 1e-5 },
+  } satisfies OpDef<ReshapeAttrs>,
   transpose: {
-    kernel: 'fill',
+    kernels: ['fill.transpose_last2'],
     saves: [],
     forward: ([x]) => ({ out: transposeLast2(x!) }),
     backward: ({ grad }) => [transposeLast2(grad)],

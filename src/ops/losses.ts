@@ -5,7 +5,7 @@ import { backend } from '../runtime.js';
 import { filled } from './layout.js';
 import { groups1d, launch, type Split } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
-import { sumAxis } from './reduce.js';
+import { SUM_KERNELS, sumAxis } from './reduce.js';
 
 const WG = 64;
 
@@ -34,6 +34,9 @@ export class LabelError extends RangeError {}
  * checked since the last checkLabels, so a report with several meters reads it back once.
  */
 let labelFlag: { tensor: Tensor; device: object; unread: boolean } | null = null;
+
+/** What flagBadLabels launches: the check, and the fill that makes its flag on first use. */
+const LABEL_CHECK_KERNELS = ['losses.label_check', 'fill.fill'] as const;
 
 function flagBadLabels(labels: Tensor, rows: number, classes: number): void {
   const device = backend();
@@ -76,7 +79,7 @@ function bceOp(logits: boolean): OpDef<NoAttrs> {
   const flag = logits ? 1 : 0;
   const name = logits ? 'binaryCrossEntropyWithLogits' : 'binaryCrossEntropy';
   return {
-    kernel: 'losses',
+    kernels: ['losses.bce_forward', 'losses.bce_backward', 'losses.bce_backward_target', ...SUM_KERNELS],
     saves: ['in0', 'in1'],
     inputs: [logits ? 'real' : 'probability', 'probability'],
     forward([x, target]) {
@@ -122,7 +125,7 @@ function bceOp(logits: boolean): OpDef<NoAttrs> {
 
 export const lossOps = {
   crossEntropy: {
-    kernel: 'losses',
+    kernels: ['losses.cross_entropy_forward', 'losses.cross_entropy_backward', ...LABEL_CHECK_KERNELS, ...SUM_KERNELS],
     saves: ['in0', 'in1', 'extra0'],
     inputs: ['real', { labels: 0 }],
     forward([logits, labels]) {
@@ -161,7 +164,7 @@ export const lossOps = {
   binaryCrossEntropy: bceOp(false),
   binaryCrossEntropyWithLogits: bceOp(true),
   topkAccuracy: {
-    kernel: 'losses',
+    kernels: ['losses.topk_correct', ...LABEL_CHECK_KERNELS, ...SUM_KERNELS],
     saves: [],
     inputs: ['real', { labels: 0 }],
     forward([logits, labels], { k }) {

@@ -8,7 +8,7 @@ import { launch, overWindows } from '../gpu/launch.js';
 import { matmulTarget, planMatmul, withTuned, type MatmulOptions, type MatmulPlan, type SimdPlan } from './matmul-plan.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { transposeLast2 } from './layout.js';
-import { sumAxis } from './reduce.js';
+import { SUM_KERNELS, sumAxis } from './reduce.js';
 
 export interface MatmulAttrs {
   /** Use Aᵀ: a is stored (…, K, M). */
@@ -223,9 +223,12 @@ function refMatmul([a, b]: readonly RefTensor[], attrs: MatmulAttrs): RefTensor 
 
 const plain = { transposeA: false, transposeB: false };
 
+/** The SIMD path's kernels (kernels/matmul_simd.wgsl): the operand packs and the product. */
+const MATMUL_SIMD_KERNELS = ['matmul_simd.pack_a', 'matmul_simd.pack_a_rows', 'matmul_simd.pack_b', 'matmul_simd.pack_b_rows', 'matmul_simd.matmul_simd'] as const;
+
 export const matmulOps = {
   matmul: {
-    kernel: 'matmul',
+    kernels: ['matmul.matmul', 'matmul_gemm.matmul_gemm', ...MATMUL_SIMD_KERNELS, ...SUM_KERNELS],
     saves: ['in0', 'in1'],
     forward: ([a, b], attrs) => ({ out: runMatmul(a!, b!, attrs) }),
     // With C = op(A)·op(B): d op(A) = G·op(B)ᵀ and d op(B) = op(A)ᵀ·G, transposed back where

@@ -10,6 +10,9 @@ export interface RefTensor {
   data: Float64Array;
 }
 
+/** One entry point of one WGSL file: 'file.entry' for kernels/<file>.wgsl's `fn entry`. */
+export type KernelRef = `${string}.${string}`;
+
 export interface Tolerance {
   rtol: number;
   atol: number;
@@ -49,8 +52,12 @@ export interface BackwardArgs<A> {
 }
 
 export interface OpDef<A> {
-  /** kernels/<kernel>.wgsl: the WGSL file with this op's forward kernel. */
-  kernel: string;
+  /**
+   * Every kernel forward and backward may launch, on every path (SIMD or direct) and through the
+   * helpers they call (sums of broadcast gradients); an empty list for a view. test/ops.test.ts
+   * compiles them all and checks that a case launches nothing else.
+   */
+  kernels: readonly KernelRef[];
   saves: readonly Saved[];
   forward(inputs: readonly Tensor[], attrs: A): ForwardResult;
   /** Gradients for each input, or 'none' where the op has no derivative (accuracy, argmax). */
@@ -58,6 +65,7 @@ export interface OpDef<A> {
   reference(inputs: readonly RefTensor[], attrs: A): RefTensor;
   /** Input kinds for the tests, by position; 'real' when absent. */
   inputs?: readonly InputKind[];
+  /** At least one; the table test fails a row without cases. */
   cases: readonly OpCase<A>[];
   /** Forward: GPU float32 against the float64 reference. */
   tolerance: Tolerance;

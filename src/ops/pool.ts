@@ -191,9 +191,12 @@ const avgPool = (k: number, stride = k, padding = 0, ceilMode = false, countIncl
 const TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
 const GRAD_TOLERANCE = { rtol: 1e-3, atol: 1e-4 };
 
+const MAX_POOL_KERNELS = ['pool.max_pool_forward', 'pool.max_pool_backward'] as const;
+const AVG_POOL_KERNELS = ['pool.avg_pool_forward', 'pool.avg_pool_backward'] as const;
+
 export const poolOps = {
   maxPool2d: {
-    kernel: 'pool',
+    kernels: MAX_POOL_KERNELS,
     saves: ['extra0'],
     forward([x], a) {
       const g = windowGeometry('maxPool2d', x!.shape, a, a.dilation);
@@ -221,7 +224,7 @@ export const poolOps = {
     gradTolerance: GRAD_TOLERANCE,
   } satisfies OpDef<MaxPool2dAttrs>,
   avgPool2d: {
-    kernel: 'pool',
+    kernels: AVG_POOL_KERNELS,
     saves: [],
     forward([x], a) {
       const g = windowGeometry('avgPool2d', x!.shape, a, [1, 1]);
@@ -250,7 +253,7 @@ export const poolOps = {
     gradTolerance: GRAD_TOLERANCE,
   } satisfies OpDef<AvgPool2dAttrs>,
   adaptiveAvgPool2d: {
-    kernel: 'pool',
+    kernels: AVG_POOL_KERNELS,
     saves: [],
     forward([x], a) {
       const g = adaptiveGeometry('adaptiveAvgPool2d', x!.shape, a);
@@ -276,7 +279,7 @@ export const poolOps = {
     gradTolerance: GRAD_TOLERANCE,
   } satisfies OpDef<AdaptivePool2dAttrs>,
   adaptiveMaxPool2d: {
-    kernel: 'pool',
+    kernels: MAX_POOL_KERNELS,
     saves: ['extra0'],
     forward([x], a) {
       const g = adaptiveGeometry('adaptiveMaxPool2d', x!.shape, a);

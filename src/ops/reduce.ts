@@ -100,9 +100,12 @@ const CASES: OpCase<AxisAttrs>[] = [
 const TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
 const GRAD_TOLERANCE = { rtol: 1e-3, atol: 1e-4 };
 
+/** The kernels sumAxis (and so sumTo) may launch: rows, or one workgroup per wide row. */
+export const SUM_KERNELS = ['reduce.sum_rows', 'reduce.sum_wide'] as const;
+
 export const reduceOps = {
   sum: {
-    kernel: 'reduce',
+    kernels: [...SUM_KERNELS, 'reduce.expand_rows'],
     saves: [],
     forward: ([x], { axis }) => ({ out: sumAxis(x!, axis) }),
     backward: ({ grad, shapes, attrs }) => [expandAxis(grad, shapes[0]!, attrs.axis, 1)],
@@ -112,7 +115,7 @@ export const reduceOps = {
     gradTolerance: GRAD_TOLERANCE,
   } satisfies OpDef<AxisAttrs>,
   mean: {
-    kernel: 'reduce',
+    kernels: [...SUM_KERNELS, 'reduce.expand_rows'],
     saves: [],
     forward: ([x], { axis }) => ({ out: sumAxis(x!, axis, 1 / x!.shape[axis]!) }),
     backward: ({ grad, shapes, attrs }) => [expandAxis(grad, shapes[0]!, attrs.axis, 1 / shapes[0]![attrs.axis]!)],
@@ -125,7 +128,7 @@ export const reduceOps = {
     gradTolerance: GRAD_TOLERANCE,
   } satisfies OpDef<AxisAttrs>,
   max: {
-    kernel: 'reduce',
+    kernels: ['reduce.max_rows', 'reduce.max_backward'],
     saves: ['extra0'],
     forward([x], { axis }) {
       const [outer, reduce, inner] = aroundAxis(x!.shape, axis);

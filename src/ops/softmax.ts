@@ -10,7 +10,7 @@ const WG = 64;
 function softmaxOp(log: boolean): OpDef<AxisAttrs> {
   const flag = log ? 1 : 0;
   return {
-    kernel: 'softmax',
+    kernels: ['softmax.softmax_forward', 'softmax.softmax_backward'],
     saves: ['out'],
     forward([x], { axis }) {
       const [outer, classes, inner] = aroundAxis(x!.shape, axis);

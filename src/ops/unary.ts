@@ -5,8 +5,8 @@ import { elementwise, launch } from '../gpu/launch.js';
 import type { InputKind, OpCase, OpDef, RefTensor, Saved } from './op.js';
 import { mapRef } from './reference.js';
 
-/** Mirrors the OP_* constants of kernels/unary.wgsl. */
-const CODES = { neg: 0, exp: 1, log: 2, sqrt: 3, pow: 4, relu: 5, leakyRelu: 6, sigmoid: 7, tanh: 8, affine: 9 } as const;
+/** The op codes of kernels/unary.wgsl (OP_NEG … OP_AFFINE); test/ops.test.ts checks the WGSL against them. */
+export const UNARY_CODES = { neg: 0, exp: 1, log: 2, sqrt: 3, pow: 4, relu: 5, leakyRelu: 6, sigmoid: 7, tanh: 8, affine: 9 } as const;
 const WG = 256;
 
 export interface NoAttrs {}
@@ -15,9 +15,9 @@ export interface LeakyReluAttrs { slope: number }
 export interface AffineAttrs { scale: number; shift: number }
 
 /** out = f(x) for one of the family's functions, outside the tape. */
-export function runUnary(x: Tensor, op: keyof typeof CODES, alpha = 0, beta = 0): Tensor {
+export function runUnary(x: Tensor, op: keyof typeof UNARY_CODES, alpha = 0, beta = 0): Tensor {
   const out = Tensor.empty(x.shape);
-  launch('unary', 'unary_forward', { out, x }, { n: x.size, op: CODES[op], alpha, beta }, elementwise(x.size, ['out', 'x'], WG));
+  launch('unary', 'unary_forward', { out, x }, { n: x.size, op: UNARY_CODES[op], alpha, beta }, elementwise(x.size, ['out', 'x'], WG));
   return out;
 }
 
@@ -26,17 +26,17 @@ type Params<A> = (attrs: A) => { alpha: number; beta: number };
 const SHAPES: number[][][] = [[[1]], [[3, 17]], [[2, 65]], [[130]]];
 
 function unaryOp<A>(
-  name: keyof typeof CODES,
+  name: keyof typeof UNARY_CODES,
   saves: readonly Saved[],
   params: Params<A>,
   f: (v: number, attrs: A) => number,
   attrs: A[],
   kind: InputKind = 'real',
 ): OpDef<A> {
-  const code = CODES[name];
+  const code = UNARY_CODES[name];
   const cases: OpCase<A>[] = attrs.flatMap((a) => SHAPES.map((shapes) => ({ shapes, attrs: a })));
   return {
-    kernel: 'unary',
+    kernels: ['unary.unary_forward', 'unary.unary_backward'],
     saves,
     inputs: [kind],
     forward([x], a) {

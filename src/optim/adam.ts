@@ -11,7 +11,7 @@ import type { Uniforms } from '../gpu/backend.js';
 import { launch } from '../gpu/launch.js';
 import { runGrid } from './arena.js';
 import type { Tensor } from '../tensor.js';
-import { checkHyper, Optimizer, type ArenaOptions, type Chunk, type ParamGroup, type ParamState, type ParamsInput, type Run } from './optimizer.js';
+import { checkHyper, Optimizer, type ArenaOptions, type Chunk, type ParamGroup, type ParamState, type ParamsInput, type UpdateRange } from './optimizer.js';
 
 export interface AdamOptions extends ArenaOptions {
   lr?: number;
@@ -55,7 +55,7 @@ abstract class AdamFamily extends Optimizer<AdamHyperparameters> {
 
   protected restore(_index: number, _state: ParamState | undefined): void {}
 
-  protected update(group: ParamGroup<AdamHyperparameters>, chunk: Chunk, run: Run, common: Uniforms): void {
+  protected update(group: ParamGroup<AdamHyperparameters>, chunk: Chunk, run: UpdateRange, common: Uniforms): void {
     const [beta1, beta2] = group.betas;
     const t = run.key + 1;
     const uniforms: Uniforms = {

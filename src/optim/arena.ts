@@ -32,7 +32,7 @@ export interface Chunk {
 }
 
 /** A contiguous range of a chunk that one dispatch updates. */
-export interface Run {
+export interface UpdateRange {
   start: number;
   count: number;
   /** The state age its parameters share (Optimizer.stateKey). */
@@ -136,21 +136,21 @@ export function gatherGradients(chunk: Chunk, kind: string): void {
 }
 
 /** Maximal ranges of consecutive parameters that have a gradient and share a state key. */
-export function runsOf(chunk: Chunk, key: (index: number) => number): Run[] {
-  const out: Run[] = [];
-  let run: Run | null = null;
+export function updateRanges(chunk: Chunk, key: (index: number) => number): UpdateRange[] {
+  const out: UpdateRange[] = [];
+  let range: UpdateRange | null = null;
   for (const s of chunk.segments) {
     if (!s.param.grad) {
-      run = null;
+      range = null;
       continue;
     }
     const k = key(s.index);
-    if (run && run.key === k) {
-      run.count = s.offset + s.size - run.start;
-      run.indices.push(s.index);
+    if (range && range.key === k) {
+      range.count = s.offset + s.size - range.start;
+      range.indices.push(s.index);
     } else {
-      run = { start: s.offset, count: s.size, key: k, indices: [s.index] };
-      out.push(run);
+      range = { start: s.offset, count: s.size, key: k, indices: [s.index] };
+      out.push(range);
     }
   }
   return out;

@@ -11,16 +11,16 @@
 //   (and the scalars PyTorch derives from them in Python floats) are uniforms, so schedules never
 //   compile a new pipeline.
 // PyTorch semantics kept: a parameter whose .grad is null is skipped and its state does not
-// advance. An arena is then updated in runs of parameters that have gradients and share their
-// state's age, one dispatch per run; a steady training loop has a single run. Parameters with
+// advance. An arena is then updated in ranges of parameters that have gradients and share
+// their state's age, one dispatch per range; a steady training loop has a single range. Parameters with
 // requiresGrad false never get a gradient; to save their moments' memory, leave them out.
 import type { BufferView, Uniforms } from '../gpu/backend.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
-import { arenaView, buildArenas, ensureSlots, gatherGradients, releaseChunk, runsOf, type Chunk, type Run } from './arena.js';
+import { arenaView, buildArenas, ensureSlots, gatherGradients, releaseChunk, updateRanges, type Chunk, type UpdateRange } from './arena.js';
 import { GradNorm } from './clip.js';
 
-export type { Chunk, Run } from './arena.js';
+export type { Chunk, UpdateRange } from './arena.js';
 
 /** Hyperparameters of one group: numbers, flags, or pairs such as Adam's betas. */
 export type Hyperparameters = Record<string, number | boolean | readonly number[]>;
@@ -120,8 +120,8 @@ export abstract class Optimizer<H extends Hyperparameters> {
   /** A number that parameters updated by one dispatch must share (their state's age). */
   protected abstract stateKey(index: number, group: ParamGroup<H>): number;
 
-  /** Encodes the fused update of one run; `common` carries the uniforms every update shares. */
-  protected abstract update(group: ParamGroup<H>, chunk: Chunk, run: Run, common: Uniforms): void;
+  /** Encodes the fused update of one range; `common` carries the uniforms every update shares. */
+  protected abstract update(group: ParamGroup<H>, chunk: Chunk, run: UpdateRange, common: Uniforms): void;
 
   /** State tensors that exist for a parameter. */
   protected abstract stateSlots(index: number): readonly string[];
@@ -156,10 +156,10 @@ export abstract class Optimizer<H extends Hyperparameters> {
       this.validate(group);
       const slots = this.slotsFor(group);
       for (const chunk of this.arenas[g]!) {
-        for (const run of runsOf(chunk, (i) => this.stateKey(i, group))) {
+        for (const range of updateRanges(chunk, (i) => this.stateKey(i, group))) {
           ensureSlots(chunk, slots);
-          this.update(group, chunk, run, common);
-          for (const i of run.indices) this.advance(i, group);
+          this.update(group, chunk, range, common);
+          for (const i of range.indices) this.advance(i, group);
         }
       }
     });

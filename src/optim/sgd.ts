@@ -8,7 +8,7 @@ import type { Uniforms } from '../gpu/backend.js';
 import { launch } from '../gpu/launch.js';
 import { runGrid } from './arena.js';
 import type { Tensor } from '../tensor.js';
-import { checkHyper, Optimizer, type ArenaOptions, type Chunk, type ParamGroup, type ParamState, type ParamsInput, type Run } from './optimizer.js';
+import { checkHyper, Optimizer, type ArenaOptions, type Chunk, type ParamGroup, type ParamState, type ParamsInput, type UpdateRange } from './optimizer.js';
 
 export interface SGDOptions extends ArenaOptions {
   /** Learning rate (PyTorch's default 1e-3). */
@@ -63,7 +63,7 @@ export class SGD extends Optimizer<SGDHyperparameters> {
     this.bufferReady[index] = state?.tensors.has(MOMENTUM) ?? false;
   }
 
-  protected update(group: ParamGroup<SGDHyperparameters>, chunk: Chunk, run: Run, common: Uniforms): void {
+  protected update(group: ParamGroup<SGDHyperparameters>, chunk: Chunk, run: UpdateRange, common: Uniforms): void {
     const uniforms: Uniforms = { ...common, start: run.start, count: run.count, lr: group.lr, weight_decay: group.weightDecay };
     if (group.momentum === 0) {
       launch('optim', 'sgd_step_plain', this.bindings(chunk), uniforms, runGrid(chunk, run, ['param', 'grad']));

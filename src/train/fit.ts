@@ -1,22 +1,21 @@
-// Supervised training of a classifier on labeled images, shared by fine-tuning, the supervised
+// The supervised classifier recipe of the training loop, shared by fine-tuning, the supervised
 // baseline, the classifier on a GAN's discriminator and the student: cross-entropy with SGD
 // (separate rates for the pretrained backbone and the new head), an optional frozen trunk,
-// torchvision-style augmentation, held-out accuracy after each epoch, checkpoints, --resume,
-// and early stopping on a validation split (the best epoch's weights are restored at the end).
+// torchvision-style augmentation, held-out accuracy after each epoch, and early stopping on a
+// validation split (the best epoch's weights are restored at the end).
 import { loadCheckpoint } from '../checkpoint/checkpoint.js';
 import type { Dataset } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import * as F from '../functional.js';
 import type { FeatureNet } from '../nn/feature-net.js';
 import { SGD } from '../optim/sgd.js';
-import { LRScheduler, type Schedule } from '../optim/schedules.js';
+import type { Schedule } from '../optim/schedules.js';
 import { defaultGenerator, Generator } from '../random.js';
-import { scope } from '../scope.js';
-import { Checkpoints } from './checkpoints.js';
 import { evaluate, type Accuracy } from './evaluate.js';
 import { forwardFrozen, trainExceptFrozen, type Frozen } from './freeze.js';
 import type { Run } from './run.js';
-import { Trainer } from './trainer.js';
+import { loopSettings, trainLoop } from './loop.js';
+import { asAccuracy, asLoss } from './trainer.js';
 
 export interface FitSettings {
   batchSize: number;
@@ -84,73 +83,52 @@ export async function fitClassifier({ run, model, frozen, headPrefix, data, sett
   const evalLoader = (d: Dataset, seed: number) => new DataLoader(d, { batchSize: s.batchSize, generator: new Generator(seed), transform: { normalize: data.normalize } });
   const testLoader = evalLoader(data.test, s.manualSeed + 2);
   const valLoader = data.val ? evalLoader(data.val, s.manualSeed + 3) : null;
-  const { schedule, perIteration } = makeSchedule(loader.length);
-  const scheduler = new LRScheduler(optimizer, schedule);
-  const checkpoints = new Checkpoints(run, {
-    model,
-    optimizer,
-    generators: { data: order, augment: loader.augmentGenerator, global: defaultGenerator },
-    args,
-    classNames: data.train.classes,
-    ...(prefix ? { prefix } : {}),
-  });
-  const trainer = new Trainer(run, { epochs: s.epochs, stepsPerEpoch: loader.length, verbIter: s.verbIter, maxIters: s.maxIters });
   let test: Accuracy | null = null;
   let val: Accuracy | null = null;
   try {
-    const start = await checkpoints.continueRun(s.resume, trainer);
-    const watch = valLoader ? 'valTop1' : 'testTop1';
-    let best = Math.max(-Infinity, ...trainer.history.map((r) => r[watch] ?? -Infinity));
-    let bestEpoch = trainer.history.find((r) => r[watch] === best)?.epoch ?? 0;
-    let epoch = start;
-    for (; epoch < s.epochs && !trainer.stopped; epoch++) {
-      trainer.beginEpoch(epoch);
-      if (!perIteration) scheduler.at(epoch);
-      trainExceptFrozen(model, frozen);
-      for await (const batch of loader) {
-        if (perIteration) scheduler.at(trainer.step);
-        scope(() => {
-          const logits = forwardFrozen(model, frozen, batch.images);
-          const loss = F.crossEntropy(logits, batch.labels);
-          loss.backward();
-          trainer.record({ loss, top1: F.topkAccuracy(logits, batch.labels, 1) });
-        });
-        optimizer.step();
-        optimizer.zeroGrad();
-        batch.dispose();
-        if (await trainer.endStep(batch.size)) break;
-      }
-      model.eval();
-      test = await evaluate(testLoader, (x) => model.forward(x));
-      val = valLoader ? await evaluate(valLoader, (x) => model.forward(x)) : null;
-      const extra: Record<string, number> = { lr: optimizer.paramGroups[0]!.lr, testLoss: test.loss, testTop1: test.top1 };
-      if (test.top5 !== undefined) extra.testTop5 = test.top5;
-      if (val) extra.valTop1 = val.top1;
-      await trainer.endEpoch(extra);
-      const watched = val ? val.top1 : test.top1;
-      await checkpoints.afterEpoch(trainer, epoch, { name: watch, value: watched });
-      if (trainer.stopped) break;
-      if (watched > best) [best, bestEpoch] = [watched, epoch + 1];
-      if (valLoader && s.patience > 0 && epoch + 1 - bestEpoch >= s.patience) {
-        run.log(`early stop: validation top-1 has not improved for ${s.patience} epochs (best ${best.toFixed(4)} at epoch ${bestEpoch})`);
-        epoch++;
-        break;
-      }
-    }
-    let finalEpoch = Math.min(epoch, s.epochs);
-    if (valLoader && bestEpoch > 0 && bestEpoch !== finalEpoch && !trainer.stopped) {
-      await loadCheckpoint(checkpoints.path('best'), { model });
+    const result = await trainLoop({
+      ...loopSettings(s),
+      run,
+      loader,
+      optimizers: [optimizer],
+      schedule: makeSchedule(loader.length),
+      save: [{ model, optimizer, generators: { data: order, augment: loader.augmentGenerator, global: defaultGenerator }, args, classNames: data.train.classes, ...(prefix ? { prefix } : {}) }],
+      selectBy: valLoader ? 'valTop1' : 'testTop1',
+      ...(valLoader ? { patience: s.patience } : {}),
+      train: () => trainExceptFrozen(model, frozen),
+      step: (batch) => {
+        const logits = forwardFrozen(model, frozen, batch.images);
+        const loss = F.crossEntropy(logits, batch.labels);
+        loss.backward();
+        return { loss: asLoss(loss), top1: asAccuracy(F.topkAccuracy(logits, batch.labels, 1)) };
+      },
+      evaluate: async () => {
+        model.eval();
+        test = await evaluate(testLoader, (x) => model.forward(x));
+        val = valLoader ? await evaluate(valLoader, (x) => model.forward(x)) : null;
+        return {
+          testLoss: asLoss(test.loss),
+          testTop1: asAccuracy(test.top1),
+          testTop5: test.top5 === undefined ? undefined : asAccuracy(test.top5),
+          valTop1: val ? asAccuracy(val.top1) : undefined,
+        };
+      },
+    });
+    let epoch = result.epochs;
+    // Early stopping keeps the best epoch on validation: its weights are restored and re-scored.
+    if (valLoader && result.bestEpoch > 0 && result.bestEpoch !== epoch && !result.stopped) {
+      await loadCheckpoint(result.bestPath, { model });
       model.eval();
       test = await evaluate(testLoader, (x) => model.forward(x));
       val = await evaluate(valLoader, (x) => model.forward(x));
-      run.log(`restored the best epoch on validation (${bestEpoch}): test top-1 ${test.top1.toFixed(4)}`);
-      finalEpoch = bestEpoch;
+      run.log(`restored the best epoch on validation (${result.bestEpoch}): test top-1 ${test.top1.toFixed(4)}`);
+      epoch = result.bestEpoch;
     }
     if (!test) {
       model.eval();
       test = await evaluate(testLoader, (x) => model.forward(x));
     }
-    return { test, val, epoch: finalEpoch, steps: trainer.step };
+    return { test, val, epoch, steps: result.steps };
   } finally {
     optimizer.dispose();
   }

@@ -1,7 +1,9 @@
-// The loop bookkeeping every training command shares: scalars accumulated on the GPU and read
-// back only at report points (every --verbIter steps and at each epoch's end; an epoch's means
-// are built on the host from its reports, so each scalar is summed once on the GPU), a stop after
-// --maxIters steps or on Ctrl-C, epoch metrics as JSON lines and their curves as a PNG.
+// The bookkeeping of the training loop (loop.ts): scalars accumulated on the GPU and read back
+// only at report points (every --verbIter steps and at each epoch's end; an epoch's means are
+// built on the host from its reports, so each scalar is summed once on the GPU), a stop after
+// --maxIters steps or on Ctrl-C, epoch metrics as JSON lines and their curves as a PNG. Each
+// metric declares its kind: losses are checked for NaN and plotted with losses, accuracies on
+// their own axis, rates (the learning rate) not at all.
 import { writeFileAtomicSync } from '../atomic-file.js';
 import type { Tensor } from '../tensor.js';
 import { takePeakMiB } from '../runtime.js';
@@ -21,6 +23,24 @@ export interface TrainerOptions {
 
 export type EpochRecord = { epoch: number } & Record<string, number>;
 
+export type MetricKind = 'loss' | 'accuracy' | 'rate' | 'value';
+
+/** A named scalar and what it measures: a one-element tensor in a step, a number at an epoch's end. */
+export interface Metric<T> {
+  kind: MetricKind;
+  value: T;
+}
+
+export const asLoss = <T>(value: T): Metric<T> => ({ kind: 'loss', value });
+export const asAccuracy = <T>(value: T): Metric<T> => ({ kind: 'accuracy', value });
+export const asRate = <T>(value: T): Metric<T> => ({ kind: 'rate', value });
+export const asValue = <T>(value: T): Metric<T> => ({ kind: 'value', value });
+
+/** A step's scalars, each the mean over the step's items. */
+export type StepMetrics = Record<string, Metric<Tensor>>;
+/** An epoch's results beside its training means (evaluation, the rate); undefined ones are left out. */
+export type EpochMetrics = Record<string, Metric<number> | undefined>;
+
 export class Trainer {
   /** Global step: optimizer updates so far, across epochs and resumes. */
   step = 0;
@@ -30,6 +50,7 @@ export class Trainer {
   stepInEpoch = 0;
   readonly history: EpochRecord[] = [];
   private readonly sinceReport = new Map<string, Meter>();
+  private readonly kinds = new Map<string, MetricKind>();
   /** Per scalar, the epoch's weighted sum and weight so far, from the reports read back. */
   private readonly sinceEpoch = new Map<string, { sum: number; weight: number }>();
   private images = 0;
@@ -38,6 +59,11 @@ export class Trainer {
   private stopReason: string | null = null;
 
   constructor(readonly run: Run, readonly options: TrainerOptions) {}
+
+  /** The kind a metric declared (undefined before it is first recorded in this process). */
+  kindOf(name: string): MetricKind | undefined {
+    return this.kinds.get(name);
+  }
 
   /** Why the loop should stop ('maxIters', 'interrupted'), or null to go on. */
   get stopped(): string | null {
@@ -55,10 +81,11 @@ export class Trainer {
   }
 
   /** Adds this step's scalars: one-element tensors, each the mean over `weight` items. */
-  record(values: Record<string, Tensor>, weight = 1): void {
-    for (const [name, t] of Object.entries(values)) {
+  record(values: StepMetrics, weight = 1): void {
+    for (const [name, { kind, value }] of Object.entries(values)) {
       if (!this.sinceReport.has(name)) this.sinceReport.set(name, new Meter());
-      this.sinceReport.get(name)!.add(t, weight);
+      this.kinds.set(name, kind);
+      this.sinceReport.get(name)!.add(value, weight);
     }
   }
 
@@ -93,7 +120,7 @@ export class Trainer {
     for (const [name, meter] of this.sinceReport) {
       if (meter.items === 0) continue;
       const value = await meter.mean();
-      if (name.includes('loss')) this.run.checkFinite(value, `step ${this.step}, ${name}`);
+      if (this.kinds.get(name) === 'loss') this.run.checkFinite(value, `step ${this.step}, ${name}`);
       const epoch = this.sinceEpoch.get(name) ?? { sum: 0, weight: 0 };
       this.sinceEpoch.set(name, { sum: epoch.sum + value * meter.items, weight: epoch.weight + meter.items });
       values[name] = Number(value.toPrecision(6));
@@ -113,11 +140,17 @@ export class Trainer {
    * Ends the epoch: its means of every recorded scalar plus `extra` (evaluation results) go to
    * metrics.jsonl and curves.png. Throws NonFiniteLossError for a NaN or infinite mean.
    */
-  async endEpoch(extra: Record<string, number> = {}): Promise<EpochRecord> {
+  async endEpoch(extra: EpochMetrics = {}): Promise<EpochRecord> {
     // Steps since the last report (an epoch that ended early) are reported first.
     await this.report();
     const values = Object.fromEntries([...this.sinceEpoch].map(([name, { sum, weight }]) => [name, Number((sum / weight).toPrecision(6))]));
-    const record: EpochRecord = { epoch: this.epoch + 1, ...values, ...extra };
+    const results: Record<string, number> = {};
+    for (const [name, m] of Object.entries(extra)) {
+      if (!m) continue;
+      this.kinds.set(name, m.kind);
+      results[name] = m.value;
+    }
+    const record: EpochRecord = { epoch: this.epoch + 1, ...values, ...results };
     this.history.push(record);
     this.run.metric({ kind: 'epoch', step: this.step, ...record });
     const shown = Object.entries(record).filter(([k]) => k !== 'epoch').map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`);
@@ -131,16 +164,16 @@ export class Trainer {
     this.history.push(...records);
   }
 
-  writeCurves(): void {
-    writeFileAtomicSync(this.run.path('curves.png'), curvesPng(this.history));
+  private writeCurves(): void {
+    writeFileAtomicSync(this.run.path('curves.png'), curvesPng(this.history, (name) => this.kinds.get(name) ?? 'value'));
   }
 }
 
-/** Loss curves on the left, accuracies on the right, against the epoch. */
-export function curvesPng(history: readonly EpochRecord[]): Buffer {
-  const keys = [...new Set(history.flatMap((r) => Object.keys(r)))].filter((k) => k !== 'epoch' && k !== 'lr');
+/** Losses (and other values) on the left, accuracies on the right, against the epoch; rates are left out. */
+export function curvesPng(history: readonly EpochRecord[], kindOf: (name: string) => MetricKind): Buffer {
+  const keys = [...new Set(history.flatMap((r) => Object.keys(r)))].filter((k) => k !== 'epoch' && kindOf(k) !== 'rate');
   const series = (names: string[]) => names.map((name) => ({ name, points: history.filter((r) => name in r).map((r) => [r.epoch, r[name]!] as const) }));
-  const isAccuracy = (k: string) => /acc|top/i.test(k);
+  const isAccuracy = (k: string) => kindOf(k) === 'accuracy';
   const panels: Panel[] = [{ title: 'loss', series: series(keys.filter((k) => !isAccuracy(k))), xLabel: 'epoch' }];
   const accuracies = keys.filter(isAccuracy);
   if (accuracies.length > 0) panels.push({ title: 'accuracy', series: series(accuracies), yRange: [0, 1], xLabel: 'epoch' });

@@ -3,16 +3,16 @@
 // baseline every comparison needs) and train:gan-classifier (a classifier on a DCGAN
 // discriminator's trunk). All three train with src/train/fit.ts.
 import { GanClassifier } from '../../../models/dcgan.js';
+import { buildModel, classifierPrefix, specFromArgs, type ModelSpec } from '../../../models/registry.js';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import type { Dataset } from '../../data/dataset.js';
 import { defaultGenerator } from '../../random.js';
-import { channelStats, labeledSplit, openSplits } from '../../train/data.js';
+import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { fitClassifier, type FitResult } from '../../train/fit.js';
 import { freezeThrough } from '../../train/freeze.js';
 import { Run } from '../../train/run.js';
-import { classifierPrefix } from '../../train/zoo.js';
 import { UsageError, type Flags, type Parsed } from '../args.js';
-import { buildFromSpec, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf, specFromArgs, type ModelSpec } from '../common.js';
+import { asUsageError, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
 import { requestedChannels, dataFlags, labelFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 export interface ClassifyResult extends FitResult {
@@ -44,7 +44,7 @@ interface Source {
   /** The model's description, given the data. */
   spec(data: Dataset, normalize: ModelSpec['normalize']): Promise<ModelSpec>;
   /** Fills the new model with pretrained weights. */
-  load?(model: ReturnType<typeof buildFromSpec>, spec: ModelSpec): Promise<void>;
+  load?(model: ReturnType<typeof buildModel>, spec: ModelSpec): Promise<void>;
   defaultFreeze?: string;
 }
 
@@ -58,7 +58,7 @@ async function classify(name: string, a: ClassifyArgs, source: Source): Promise<
     const spec = await source.spec(splits.train, normalize);
     checkDataMatches(spec, splits.train, name);
     defaultGenerator.manualSeed(a.manualSeed);
-    const model = buildFromSpec(spec, a.manualSeed);
+    const model = buildModel(spec, a.manualSeed);
     try {
       if (source.load) await source.load(model, spec);
       const frozen = asUsageError('--freeze', () => freezeThrough(model, a.freeze ?? source.defaultFreeze ?? null));
@@ -72,7 +72,7 @@ async function classify(name: string, a: ClassifyArgs, source: Source): Promise<
           run,
           model,
           frozen,
-          headPrefix: classifierPrefix(model),
+          headPrefix: classifierPrefix(spec),
           data: { train: labeled, val, test: splits.test, normalize: spec.normalize },
           settings: { ...a, backboneLr: a.backboneLr, epochSize: a.epochSize, resume: a.resume },
           schedule: (steps) => scheduleOf(a, steps),
@@ -107,11 +107,11 @@ export const finetune = defineCommand(
     const pretrained = specFromArgs(meta.args, net);
     return classify('train:finetune', a, {
       spec: async (data, normalize) => ({ ...pretrained, numClasses: data.classes.length, classNames: [...data.classes], normalize: pretrained.normalize ?? normalize }),
-      load: async (model) => {
-        const loaded = await loadCheckpoint(net, { model, strict: false, skip: [classifierPrefix(model)] });
-        if (loaded.missing.some((k) => !k.startsWith(classifierPrefix(model)))) {
-          throw new UsageError(`${net} lacks backbone tensors: ${loaded.missing.filter((k) => !k.startsWith(classifierPrefix(model))).slice(0, 5).join(', ')}`);
-        }
+      load: async (model, spec) => {
+        const head = classifierPrefix(spec);
+        const loaded = await loadCheckpoint(net, { model, strict: false, skip: [head] });
+        const lacking = loaded.missing.filter((k) => !k.startsWith(head));
+        if (lacking.length > 0) throw new UsageError(`${net} lacks backbone tensors: ${lacking.slice(0, 5).join(', ')}`);
       },
     });
   },
@@ -159,13 +159,3 @@ export const ganClassifier = defineCommand(
     });
   },
 );
-
-/** A flag's value that the library rejects (a RangeError) is the user's mistake: say which flag. */
-function asUsageError<T>(flag: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof RangeError) throw new UsageError(`${flag}: ${err.message}`);
-    throw err;
-  }
-}

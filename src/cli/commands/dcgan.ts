@@ -11,11 +11,11 @@ import * as F from '../../functional.js';
 import { Adam } from '../../optim/adam.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
-import { Checkpoints } from '../../train/checkpoints.js';
-import { openSplits } from '../../train/data.js';
+import { openSplits } from '../../train/splits.js';
 import { imageGridPng } from '../../train/png.js';
 import { Run } from '../../train/run.js';
-import { Trainer } from '../../train/trainer.js';
+import { loopSettings, trainLoop } from '../../train/loop.js';
+import { asLoss, asValue } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { defineCommand, outfOf } from '../common.js';
 import { channelFlags, requestedChannels, runFlags } from '../flags.js';
@@ -54,6 +54,10 @@ export const dcgan = defineCommand(
     const splits = await openSplits(a.dataroot, { imageSize, channels: requestedChannels(a.channels), unlabeled: true });
     const data = splits.train;
     const nc = data.channels;
+    // Batches are whole (dropLast), so at least one batch of images is needed.
+    if (data.length < a.batchSize) throw new UsageError(`train:dcgan: ${data.length} images are fewer than one batch of ${a.batchSize}`);
+    // The run folder before any GPU memory, so that a refused folder leaves none behind.
+    const run = new Run(outf, 'train:dcgan', a);
     const init = new Generator(a.manualSeed);
     const netG = new DcganGenerator({ nz: a.nz, ngf: a.ngf, nc, imageSize, generator: init });
     const netD = new DcganDiscriminator({ ndf: a.ndf, nc, imageSize, generator: init });
@@ -62,63 +66,59 @@ export const dcgan = defineCommand(
     const noise = new Generator(a.manualSeed + 2);
     const normalize = { mean: Array(nc).fill(0.5), std: Array(nc).fill(0.5) };
     const loader = new DataLoader(data, { batchSize: a.batchSize, shuffle: true, dropLast: true, generator: order, transform: { normalize } });
-    if (loader.length === 0) throw new UsageError(`train:dcgan: ${data.length} images are fewer than one batch of ${a.batchSize}`);
     const optD = new Adam(netD.parameters(), { lr: a.lr, betas: [a.beta1, 0.999] });
     const optG = new Adam(netG.parameters(), { lr: a.lr, betas: [a.beta1, 0.999] });
     const fixedNoise = randn([64, a.nz, 1, 1], { generator: new Generator(a.manualSeed + 3) }).keep();
     const real = full([a.batchSize], 1).keep();
     const fake = full([a.batchSize], 0).keep();
-    const run = new Run(outf, 'train:dcgan', a);
     const generators = { data: order, noise, augment: loader.augmentGenerator, global: defaultGenerator };
     const args = { ...a, gan: { ndf: a.ndf, ngf: a.ngf, nz: a.nz, nc, imageSize, normalize } };
-    const ckD = new Checkpoints(run, { model: netD, optimizer: optD, generators, args, prefix: 'netD' });
-    const ckG = new Checkpoints(run, { model: netG, optimizer: optG, generators, args, prefix: 'netG' });
-    const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
-    const losses = { D: Number.NaN, G: Number.NaN };
     try {
-      const start = await ckG.continueRun(a.resume, trainer);
-      if (a.resume) await ckD.resume(a.resume);
       run.log(`train:dcgan: ${data.length} images (${nc}×${imageSize}×${imageSize}); output in ${outf}`);
-      for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
-        trainer.beginEpoch(epoch);
-        netG.train();
-        netD.train();
-        for await (const batch of loader) {
-          if (trainer.step === 0) writeFileSync(run.path('real_samples.png'), imageGridPng(await batch.images.toArray() as Float32Array, batch.images.shape, { range: [-1, 1] }));
-          scope(() => {
-            // (1) the discriminator: maximise log D(x) + log(1 − D(G(z))).
-            const outReal = netD.forward(batch.images);
-            const errReal = F.binaryCrossEntropy(outReal, real);
-            errReal.backward();
-            const generated = netG.forward(randn([a.batchSize, a.nz, 1, 1], { generator: noise }));
-            const outFake = netD.forward(generated.detach());
-            const errFake = F.binaryCrossEntropy(outFake, fake);
-            errFake.backward();
-            optD.step();
-            optD.zeroGrad();
-            // (2) the generator: maximise log D(G(z)), against the updated discriminator.
-            const outG = netD.forward(generated);
-            const errG = F.binaryCrossEntropy(outG, real);
-            errG.backward();
-            optG.step();
-            optG.zeroGrad();
-            optD.zeroGrad();
-            trainer.record({ loss_D: F.add(errReal, errFake), loss_G: errG, D_x: F.mean(outReal), D_G_z1: F.mean(outFake), D_G_z2: F.mean(outG) });
-          });
-          batch.dispose();
-          if (await trainer.endStep(batch.size)) break;
-        }
-        netG.eval();
-        const samples = noGrad(() => scope(() => netG.forward(fixedNoise).keep()));
-        writeFileSync(run.path(`fake_samples_epoch_${String(epoch + 1).padStart(3, '0')}.png`), imageGridPng(await samples.toArray() as Float32Array, samples.shape, { range: [-1, 1] }));
-        samples.dispose();
-        const record = await trainer.endEpoch();
-        losses.D = record.loss_D ?? Number.NaN;
-        losses.G = record.loss_G ?? Number.NaN;
-        await ckG.afterEpoch(trainer, epoch);
-        await ckD.afterEpoch(trainer, epoch);
-      }
-      return { outf, steps: trainer.step, lossD: losses.D, lossG: losses.G };
+      const result = await trainLoop({
+        ...loopSettings(a),
+        run,
+        loader,
+        save: [
+          { model: netG, optimizer: optG, generators, args, prefix: 'netG' },
+          { model: netD, optimizer: optD, generators, args, prefix: 'netD' },
+        ],
+        train: () => {
+          netG.train();
+          netD.train();
+        },
+        firstBatch: async (batch) => writeFileSync(run.path('real_samples.png'), imageGridPng(await batch.images.toArray() as Float32Array, batch.images.shape, { range: [-1, 1] })),
+        step: (batch) => {
+          // (1) the discriminator: maximise log D(x) + log(1 − D(G(z))).
+          const outReal = netD.forward(batch.images);
+          const errReal = F.binaryCrossEntropy(outReal, real);
+          errReal.backward();
+          const generated = netG.forward(randn([a.batchSize, a.nz, 1, 1], { generator: noise }));
+          const outFake = netD.forward(generated.detach());
+          const errFake = F.binaryCrossEntropy(outFake, fake);
+          errFake.backward();
+          optD.step();
+          optD.zeroGrad();
+          // (2) the generator: maximise log D(G(z)), against the updated discriminator.
+          const outG = netD.forward(generated);
+          const errG = F.binaryCrossEntropy(outG, real);
+          errG.backward();
+          optG.step();
+          optG.zeroGrad();
+          optD.zeroGrad();
+          return { loss_D: asLoss(F.add(errReal, errFake)), loss_G: asLoss(errG), D_x: asValue(F.mean(outReal)), D_G_z1: asValue(F.mean(outFake)), D_G_z2: asValue(F.mean(outG)) };
+        },
+        // Samples from the fixed noise after every epoch, as the example's fake_samples_epoch_NNN.png.
+        evaluate: async (epoch) => {
+          netG.eval();
+          const samples = noGrad(() => scope(() => netG.forward(fixedNoise).keep()));
+          writeFileSync(run.path(`fake_samples_epoch_${String(epoch + 1).padStart(3, '0')}.png`), imageGridPng(await samples.toArray() as Float32Array, samples.shape, { range: [-1, 1] }));
+          samples.dispose();
+          return {};
+        },
+      });
+      const last = result.ran.at(-1);
+      return { outf, steps: result.steps, lossD: last?.loss_D ?? Number.NaN, lossG: last?.loss_G ?? Number.NaN };
     } finally {
       run.close();
       for (const t of [fixedNoise, real, fake]) t.dispose();

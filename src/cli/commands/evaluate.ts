@@ -5,10 +5,10 @@ import { checkClassNames } from '../../checkpoint/classes.js';
 import type { Dataset } from '../../data/dataset.js';
 import { DataLoader } from '../../data/loader.js';
 import { Generator } from '../../random.js';
-import { openSplits } from '../../train/data.js';
+import { openSplits } from '../../train/splits.js';
 import { inferenceBatch } from '../../train/inference-batch.js';
 import { predict } from '../../train/evaluate.js';
-import { loadClassifier } from '../teacher.js';
+import { loadClassifier } from '../../train/teacher.js';
 import { UsageError } from '../args.js';
 import { checkDataMatches, defineCommand } from '../common.js';
 

@@ -3,24 +3,24 @@
 // reporting top-1 and top-5 per block on held-out images. Features are computed once per batch
 // and shared by every head.
 import { ConvHead, LinearProbe, MlpHead } from '../../../models/heads.js';
+import { buildModel, featureBlocks, specFromArgs } from '../../../models/registry.js';
 import { noGrad } from '../../autograd/tape.js';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import { DataLoader } from '../../data/loader.js';
 import * as F from '../../functional.js';
 import { Module } from '../../nn/module.js';
 import { SGD } from '../../optim/sgd.js';
-import { LRScheduler } from '../../optim/schedules.js';
 import { zeros } from '../../creation.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { Checkpoints } from '../../train/checkpoints.js';
-import { labeledSplit, openSplits } from '../../train/data.js';
+import { labeledSplit, openSplits } from '../../train/splits.js';
 import { Meter } from '../../train/meter.js';
 import { Run } from '../../train/run.js';
-import { Trainer } from '../../train/trainer.js';
+import { loopSettings, trainLoop } from '../../train/loop.js';
+import { asAccuracy, asLoss, type EpochMetrics, type StepMetrics } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { buildFromSpec, checkDataMatches, defineCommand, outfOf, scheduleOf, specFromArgs } from '../common.js';
+import { checkDataMatches, defineCommand, outfOf, scheduleOf } from '../common.js';
 import { requestedChannels, dataFlags, labelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 /** The heads under their blocks' names, so that one checkpoint holds them all. */
@@ -63,7 +63,7 @@ export const probe = defineCommand(
     const spec = specFromArgs(meta.args, a.net);
     const outf = outfOf('train:probe', a);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? spec.imageSize, channels: requestedChannels(a.channels) ?? (spec.inChannels === 1 ? 1 : 3) });
-    const trunk = buildFromSpec(spec, a.manualSeed);
+    const trunk = buildModel(spec, a.manualSeed);
     const disposers: (() => void)[] = [() => trunk.dispose()];
     try {
       checkDataMatches(spec, splits.train, 'train:probe');
@@ -78,7 +78,7 @@ export const probe = defineCommand(
           return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.shape.slice(1)]));
         }),
       );
-      const blocks = a.blocks ? a.blocks.split(',').map((b) => b.trim()) : trunk.stageNames.filter((s) => shapes[s]!.length === 3);
+      const blocks = a.blocks ? a.blocks.split(',').map((b) => b.trim()) : featureBlocks(spec, trunk);
       for (const b of blocks) {
         if (!shapes[b]) throw new UsageError(`--blocks: no stage '${b}' in ${spec.model} (stages: ${trunk.stageNames.join(', ')})`);
         if (a.head === 'conv' && shapes[b]!.length !== 3) throw new UsageError(`--head conv needs feature maps; '${b}' gives [${shapes[b]!.join(', ')}]`);
@@ -97,54 +97,40 @@ export const probe = defineCommand(
       const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: { normalize: spec.normalize } });
       const optimizers = Object.fromEntries(heads.map(([b, h]) => [b, new SGD(h.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay })]));
       for (const o of Object.values(optimizers)) disposers.push(() => o.dispose());
-      const { schedule, perIteration } = scheduleOf(a, loader.length);
-      const schedulers = Object.values(optimizers).map((o) => new LRScheduler(o, schedule));
       const run = new Run(outf, 'train:probe', a);
-      const checkpoints = new Checkpoints(run, {
-        model: all,
-        optimizer: optimizers,
-        generators: { data: order, global: defaultGenerator },
-        args: { ...a, modelSpec: spec, probe: { blocks, head: a.head } },
-        classNames: labeled.classes,
-      });
-      const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
-      const start = await checkpoints.continueRun(a.resume, trainer);
       run.log(`train:probe: ${a.head} heads on ${blocks.join(', ')} of ${spec.model} (${a.net}); ${labeled.length} labeled images, ${splits.test.length} held out; output in ${outf}`);
       const result: ProbeResult = { outf, blocks: {} };
       try {
-        for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
-          trainer.beginEpoch(epoch);
-          if (!perIteration) schedulers.forEach((s) => s.at(epoch));
-          all.train();
-          for await (const batch of loader) {
-            if (perIteration) schedulers.forEach((s) => s.at(trainer.step));
-            scope(() => {
-              const features = noGrad(() => trunk.features(batch.images, blocks));
-              for (const [b, head] of heads) {
-                const logits = head.forward(features[b]!);
-                const loss = F.crossEntropy(logits, batch.labels);
-                loss.backward();
-                trainer.record({ [`loss_${b}`]: loss });
-              }
-            });
-            for (const o of Object.values(optimizers)) {
-              o.step();
-              o.zeroGrad();
+        await trainLoop({
+          ...loopSettings(a),
+          run,
+          loader,
+          optimizers: Object.values(optimizers),
+          schedule: scheduleOf(a, loader.length),
+          save: [{ model: all, optimizer: optimizers, generators: { data: order, global: defaultGenerator }, args: { ...a, modelSpec: spec, probe: { blocks, head: a.head } }, classNames: labeled.classes }],
+          selectBy: `top1_${blocks[0]}`,
+          train: () => all.train(),
+          step: (batch) => {
+            const features = noGrad(() => trunk.features(batch.images, blocks));
+            const losses: StepMetrics = {};
+            for (const [b, head] of heads) {
+              const loss = F.crossEntropy(head.forward(features[b]!), batch.labels);
+              loss.backward();
+              losses[`loss_${b}`] = asLoss(loss);
             }
-            batch.dispose();
-            if (await trainer.endStep(batch.size)) break;
-          }
-          all.eval();
-          const scores = await scoreBlocks(testLoader, (x) => noGrad(() => trunk.features(x, blocks)), heads, classes);
-          const extra: Record<string, number> = {};
-          for (const [b, s] of Object.entries(scores)) {
-            extra[`top1_${b}`] = s.top1;
-            if (s.top5 !== undefined) extra[`top5_${b}`] = s.top5;
-          }
-          await trainer.endEpoch(extra);
-          result.blocks = scores;
-          await checkpoints.afterEpoch(trainer, epoch, { name: `top1_${blocks[0]}`, value: scores[blocks[0]!]!.top1 });
-        }
+            return losses;
+          },
+          evaluate: async () => {
+            all.eval();
+            result.blocks = await scoreBlocks(testLoader, (x) => noGrad(() => trunk.features(x, blocks)), heads, classes);
+            const scores: EpochMetrics = {};
+            for (const [b, s] of Object.entries(result.blocks)) {
+              scores[`top1_${b}`] = asAccuracy(s.top1);
+              if (s.top5 !== undefined) scores[`top5_${b}`] = asAccuracy(s.top5);
+            }
+            return scores;
+          },
+        });
         run.metric({ kind: 'result', blocks: result.blocks, labeledPerClass: a.trainSamples, head: a.head });
         for (const [b, s] of Object.entries(result.blocks)) {
           run.log(`${b}: top-1 ${(100 * s.top1).toFixed(2)} %${s.top5 === undefined ? '' : `, top-5 ${(100 * s.top5).toFixed(2)} %`}`);

@@ -2,20 +2,19 @@
 // at 0°, 90°, 180° and 270° in the same batch and the network learns to tell which. No labels are
 // used; rotation accuracy on held-out images is measured after each epoch.
 import { writeFileSync } from 'node:fs';
+import { buildModel } from '../../../models/registry.js';
 import { DataLoader } from '../../data/loader.js';
 import * as F from '../../functional.js';
 import { SGD } from '../../optim/sgd.js';
-import { LRScheduler } from '../../optim/schedules.js';
 import { defaultGenerator, Generator } from '../../random.js';
-import { scope } from '../../scope.js';
-import { Checkpoints } from '../../train/checkpoints.js';
-import { channelStats, openSplits } from '../../train/data.js';
+import { channelStats, openSplits } from '../../train/splits.js';
 import { evaluate } from '../../train/evaluate.js';
 import { imageGridPng } from '../../train/png.js';
 import { Run } from '../../train/run.js';
-import { Trainer } from '../../train/trainer.js';
+import { loopSettings, trainLoop } from '../../train/loop.js';
+import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { buildFromSpec, defineCommand, modelSpecOf, outfOf, scheduleOf, transformOf } from '../common.js';
+import { defineCommand, modelSpecOf, outfOf, scheduleOf, transformOf } from '../common.js';
 import { requestedChannels, dataFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 export interface RotnetResult {
@@ -60,56 +59,42 @@ export const rotnet = defineCommand(
       transform: transformOf(normalize, { rotation: a.rotations === 4 ? 'all' : 'random' }),
     });
     const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, { rotation: 'all' }) });
-    const { schedule, perIteration } = scheduleOf(a, loader.length);
-    const model = buildFromSpec(spec, a.manualSeed);
-    const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
-    const scheduler = new LRScheduler(optimizer, schedule);
-
+    // The run folder before any GPU memory, so that a refused folder leaves none behind.
     const run = new Run(outf, 'train:rotnet', a);
-    const checkpoints = new Checkpoints(run, {
-      model,
-      optimizer,
-      generators: { data, augment: loader.augmentGenerator, global: defaultGenerator },
-      args: { ...a, modelSpec: spec },
-      classNames: spec.classNames,
-    });
-    const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: loader.length, verbIter: a.verbIter, maxIters: a.maxIters });
-    const losses: number[] = [];
+    const model = buildModel(spec, a.manualSeed);
+    const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
     let rotationAccuracy = Number.NaN;
     try {
-      const start = await checkpoints.continueRun(a.resume, trainer);
       run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; output in ${outf}`);
-      for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
-        trainer.beginEpoch(epoch);
-        if (!perIteration) scheduler.at(epoch);
-        model.train();
-        for await (const batch of loader) {
-          if (perIteration) scheduler.at(trainer.step);
-          if (trainer.step === 0) writeFileSync(run.path('rotations.png'), imageGridPng(await batch.images.toArray() as Float32Array, batch.images.shape, { nrow: 8 }));
-          scope(() => {
-            const logits = model.forward(batch.images);
-            const loss = F.crossEntropy(logits, batch.rotationLabels!);
-            loss.backward();
-            trainer.record({ loss, accuracy: F.topkAccuracy(logits, batch.rotationLabels!, 1) });
-          });
-          optimizer.step();
-          optimizer.zeroGrad();
-          batch.dispose();
-          if (await trainer.endStep(batch.size)) break;
-        }
-        model.eval();
-        const acc = await evaluate(heldOut, (x) => model.forward(x), (b) => b.rotationLabels!);
-        rotationAccuracy = acc.top1;
-        const record = await trainer.endEpoch({ lr: optimizer.paramGroups[0]!.lr, testLoss: acc.loss, testAccuracy: acc.top1 });
-        losses.push(record.loss ?? Number.NaN);
-        await checkpoints.afterEpoch(trainer, epoch, { name: 'testAccuracy', value: acc.top1 });
-      }
+      const result = await trainLoop({
+        ...loopSettings(a),
+        run,
+        loader,
+        optimizers: [optimizer],
+        schedule: scheduleOf(a, loader.length),
+        save: [{ model, optimizer, generators: { data, augment: loader.augmentGenerator, global: defaultGenerator }, args: { ...a, modelSpec: spec }, classNames: spec.classNames }],
+        selectBy: 'testAccuracy',
+        train: () => model.train(),
+        firstBatch: async (batch) => writeFileSync(run.path('rotations.png'), imageGridPng(await batch.images.toArray() as Float32Array, batch.images.shape, { nrow: 8 })),
+        step: (batch) => {
+          const logits = model.forward(batch.images);
+          const loss = F.crossEntropy(logits, batch.rotationLabels!);
+          loss.backward();
+          return { loss: asLoss(loss), accuracy: asAccuracy(F.topkAccuracy(logits, batch.rotationLabels!, 1)) };
+        },
+        evaluate: async () => {
+          model.eval();
+          const acc = await evaluate(heldOut, (x) => model.forward(x), (b) => b.rotationLabels!);
+          rotationAccuracy = acc.top1;
+          return { testLoss: asLoss(acc.loss), testAccuracy: asAccuracy(acc.top1) };
+        },
+      });
+      return { outf, epochs: result.history.length, steps: result.steps, rotationAccuracy, losses: result.ran.map((r) => r.loss ?? Number.NaN) };
     } finally {
       run.close();
       await splits.close();
       optimizer.dispose();
       model.dispose();
     }
-    return { outf, epochs: trainer.history.length, steps: trainer.step, rotationAccuracy, losses };
   },
 );

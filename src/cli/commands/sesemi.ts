@@ -2,6 +2,7 @@
 // a labeled batch (cross-entropy on the classes) and an unlabeled batch of rotated images
 // (cross-entropy on the rotation, weighted), with SESEMI's polynomial rate and linear warm-up.
 // An epoch is one pass over the unlabeled images; the labeled ones cycle beside them.
+import { buildModel } from '../../../models/registry.js';
 import { noGrad } from '../../autograd/tape.js';
 import { zeros } from '../../creation.js';
 import { DataLoader, JointLoader } from '../../data/loader.js';
@@ -10,17 +11,16 @@ import type { FeatureNet } from '../../nn/feature-net.js';
 import { Linear } from '../../nn/linear.js';
 import { Module } from '../../nn/module.js';
 import { SGD } from '../../optim/sgd.js';
-import { LRScheduler } from '../../optim/schedules.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { Checkpoints } from '../../train/checkpoints.js';
-import { channelStats, labeledSplit, openSplits } from '../../train/data.js';
+import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { evaluate, type Accuracy } from '../../train/evaluate.js';
 import { Run } from '../../train/run.js';
-import { Trainer } from '../../train/trainer.js';
+import { loopSettings, trainLoop } from '../../train/loop.js';
+import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { buildFromSpec, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
+import { defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
 import { requestedChannels, scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 
 /** The classifier with a rotation head beside it; its state dict is the classifier's plus rotation_head.*. */
@@ -83,56 +83,59 @@ export const sesemi = defineCommand(
       if (main.length === 0) throw new UsageError(`train:sesemi: ${unlabeled.length} unlabeled images are fewer than one batch of ${a.unlabeledBatchSize ?? a.batchSize}`);
       const joint = new JointLoader(main, beside);
       const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize * 2, generator: new Generator(a.manualSeed + 2), transform: { normalize } });
-      const { schedule, perIteration } = scheduleOf(a, main.length);
-      const net = buildFromSpec(spec, a.manualSeed);
+      // The run folder before any GPU memory, so that a refused folder leaves none behind.
+      const run = new Run(outf, 'train:sesemi', a);
+      const net = buildModel(spec, a.manualSeed);
       const shared = net.stageNames[net.stageNames.length - 2]!;
       const shape = noGrad(() => scope(() => net.features(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize]), [shared])[shared]!.shape.slice(1)));
       const model = new SesemiNet(net, shape, a.manualSeed + 20);
       const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
-      const scheduler = new LRScheduler(optimizer, schedule);
-      const run = new Run(outf, 'train:sesemi', a);
-      const checkpoints = new Checkpoints(run, {
-        model,
-        optimizer,
-        generators: { data: order, augment: main.augmentGenerator, labeled: beside.generator, labeledAugment: beside.augmentGenerator, global: defaultGenerator },
-        args: { ...a, modelSpec: spec },
-        classNames: labeled.classes,
-      });
-      const trainer = new Trainer(run, { epochs: a.epochs, stepsPerEpoch: main.length, verbIter: a.verbIter, maxIters: a.maxIters });
+      // One step: an unlabeled batch u (rotated) and a labeled batch l beside it.
+      const pairs = {
+        length: joint.length,
+        async *[Symbol.asyncIterator]() {
+          for await (const { main: u, beside: l } of joint) yield { u, l, size: u.size + l.size, dispose: () => (u.dispose(), l.dispose()) };
+        },
+      };
       let test: Accuracy | null = null;
       try {
-        const start = await checkpoints.continueRun(a.resume, trainer);
         run.log(`train:sesemi: ${spec.model}, ${labeled.length} labeled + ${unlabeled.length} unlabeled images, ${splits.test.length} held out; output in ${outf}`);
-        for (let epoch = start; epoch < a.epochs && !trainer.stopped; epoch++) {
-          trainer.beginEpoch(epoch);
-          if (!perIteration) scheduler.at(epoch);
-          model.train();
-          for await (const { main: u, beside: l } of joint) {
-            if (perIteration) scheduler.at(trainer.step);
-            scope(() => {
-              const logits = net.forward(l.images);
-              const supervisedLoss = F.crossEntropy(logits, l.labels);
-              const rotationLoss = F.crossEntropy(model.rotationLogits(u.images), u.rotationLabels!);
-              const loss = F.add(supervisedLoss, F.mul(rotationLoss, a.rotationWeight));
-              loss.backward();
-              trainer.record({ loss, loss_supervised: supervisedLoss, loss_rotation: rotationLoss, top1: F.topkAccuracy(logits, l.labels, 1) });
-            });
-            optimizer.step();
-            optimizer.zeroGrad();
-            u.dispose();
-            l.dispose();
-            if (await trainer.endStep(u.size + l.size)) break;
-          }
-          model.eval();
-          test = await evaluate(testLoader, (x) => net.forward(x));
-          await trainer.endEpoch({ lr: optimizer.paramGroups[0]!.lr, testTop1: test.top1, ...(test.top5 !== undefined ? { testTop5: test.top5 } : {}) });
-          await checkpoints.afterEpoch(trainer, epoch, { name: 'testTop1', value: test.top1 });
-        }
+        const result = await trainLoop({
+          ...loopSettings(a),
+          run,
+          loader: pairs,
+          optimizers: [optimizer],
+          schedule: scheduleOf(a, main.length),
+          save: [
+            {
+              model,
+              optimizer,
+              generators: { data: order, augment: main.augmentGenerator, labeled: beside.generator, labeledAugment: beside.augmentGenerator, global: defaultGenerator },
+              args: { ...a, modelSpec: spec },
+              classNames: labeled.classes,
+            },
+          ],
+          selectBy: 'testTop1',
+          train: () => model.train(),
+          step: ({ u, l }) => {
+            const logits = net.forward(l.images);
+            const supervisedLoss = F.crossEntropy(logits, l.labels);
+            const rotationLoss = F.crossEntropy(model.rotationLogits(u.images), u.rotationLabels!);
+            const loss = F.add(supervisedLoss, F.mul(rotationLoss, a.rotationWeight));
+            loss.backward();
+            return { loss: asLoss(loss), loss_supervised: asLoss(supervisedLoss), loss_rotation: asLoss(rotationLoss), top1: asAccuracy(F.topkAccuracy(logits, l.labels, 1)) };
+          },
+          evaluate: async () => {
+            model.eval();
+            test = await evaluate(testLoader, (x) => net.forward(x));
+            return { testTop1: asAccuracy(test.top1), testTop5: test.top5 === undefined ? undefined : asAccuracy(test.top5) };
+          },
+        });
         model.eval();
         test ??= await evaluate(testLoader, (x) => net.forward(x));
         run.log(`train:sesemi: test top-1 ${(100 * test.top1).toFixed(2)} %`);
         run.metric({ kind: 'result', testTop1: test.top1, testTop5: test.top5, labeledPerClass: a.trainSamples });
-        return { outf, test, steps: trainer.step };
+        return { outf, test, steps: result.steps };
       } finally {
         run.close();
         await joint.close();

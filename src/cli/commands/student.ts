@@ -4,22 +4,20 @@
 // real labels. Output: pseudo_labels.json, then pretrain/ and finetune/ runs.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { buildModel, classifierPrefix } from '../../../models/registry.js';
 import { checkClassNames } from '../../checkpoint/classes.js';
-import { DataLoader } from '../../data/loader.js';
-import { Generator, defaultGenerator } from '../../random.js';
-import { resolveResume } from '../../train/checkpoints.js';
-import { channelStats, labeledSplit, openSplits, Relabeled } from '../../train/data.js';
-import { predict, type Accuracy } from '../../train/evaluate.js';
+import { defaultGenerator } from '../../random.js';
+import { resolveResume } from '../../train/run-checkpoints.js';
+import { channelStats, labeledSplit, openSplits, Relabeled } from '../../train/splits.js';
+import type { Accuracy } from '../../train/evaluate.js';
 import { fitClassifier } from '../../train/fit.js';
-import { inferenceBatch } from '../../train/inference-batch.js';
 import { freezeThrough } from '../../train/freeze.js';
 import { writeFileAtomicSync } from '../../atomic-file.js';
 import { Run } from '../../train/run.js';
-import { classifierPrefix } from '../../train/zoo.js';
 import { UsageError } from '../args.js';
-import { buildFromSpec, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
+import { checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
 import { requestedChannels, scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
-import { loadClassifier, selectPseudoLabels } from '../teacher.js';
+import { loadClassifier, pseudoLabel } from '../../train/teacher.js';
 
 export interface StudentResult {
   outf: string;
@@ -69,11 +67,7 @@ export const student = defineCommand(
         try {
           checkDataMatches(spec, unlabeled, `train:student: the teacher ${a.teacher}`);
           checkClassNames(a.teacher, spec, classes, `--dataroot ${a.dataroot ?? '(the built-in set)'}`);
-          const batchSize = inferenceBatch(teacher, [spec.inChannels, spec.imageSize, spec.imageSize]);
-          const loader = new DataLoader(unlabeled, { batchSize, generator: new Generator(0), transform: { normalize: spec.normalize } });
-          const { probs, indices } = await predict(loader, (x) => teacher.forward(x));
-          const picked = selectPseudoLabels(probs, classes.length, a.topK, a.topP);
-          chosen = { rows: Int32Array.from(picked.rows, (r) => indices[r]!), labels: picked.labels };
+          chosen = await pseudoLabel(teacher, spec, unlabeled, { perClass: a.topK, perImage: a.topP });
         } finally {
           teacher.dispose();
         }
@@ -86,7 +80,7 @@ export const student = defineCommand(
       const normalize = await channelStats(unlabeled);
       const spec = modelSpecOf(a, splits.train, classes.length, normalize);
       defaultGenerator.manualSeed(a.manualSeed);
-      const model = buildFromSpec(spec, a.manualSeed);
+      const model = buildModel(spec, a.manualSeed);
       const stage = async (name: 'pretrain' | 'finetune', train: Relabeled | ReturnType<typeof labeledSplit>['labeled'], epochs: number) => {
         const run = new Run(join(outf, name), `train:student ${name}`, a);
         // --resume continues each stage from its own latest checkpoint; a finished stage only re-scores.
@@ -96,7 +90,7 @@ export const student = defineCommand(
             run,
             model,
             frozen: freezeThrough(model, null),
-            headPrefix: classifierPrefix(model),
+            headPrefix: classifierPrefix(spec),
             data: { train, val: null, test: splits.test, normalize },
             settings: { ...a, epochs, patience: 0, resume },
             schedule: (steps) => scheduleOf({ ...a, epochs }, steps),

@@ -23,12 +23,20 @@ export interface CheckpointSet {
   prefix?: string;
 }
 
+/** The metric that selects the best epoch, and its value now. */
 export interface Watched {
   name: string;
   value: number;
+  /** A loss: the lowest value is the best (otherwise the highest). */
+  lowerIsBetter?: boolean;
 }
 
-export class Checkpoints {
+/** Whether the watched value beats `than` (NaN never does). */
+export function isBetter(w: Watched, than: number): boolean {
+  return w.lowerIsBetter ? w.value < than : w.value > than;
+}
+
+export class RunCheckpoints {
   private best: Watched | null = null;
   private readonly prefix: string;
 
@@ -57,7 +65,7 @@ export class Checkpoints {
 
   /** After epoch `epoch` (1-based): saves it, deletes the previous one, and updates the best. */
   async saveEpoch(epoch: number, step: number, watched?: Watched): Promise<void> {
-    const improved = watched !== undefined && Number.isFinite(watched.value) && (this.best === null || watched.value > this.best.value);
+    const improved = watched !== undefined && Number.isFinite(watched.value) && (this.best === null || isBetter(watched, this.best.value));
     if (improved) this.best = watched;
     const path = this.path(`epoch_${epoch}`);
     await this.save(path, epoch, step, false);

@@ -1,0 +1,54 @@
+// The model registry: every row builds from a checkpoint's description, its classifier prefix
+// names real parameters (and only the classifier's), its feature blocks are stages that give
+// feature maps, and descriptions it cannot build are refused with a reason.
+import { describe, expect, it } from 'vitest';
+import { buildModel, checkSpec, classifierPrefix, featureBlocks, MODEL_NAMES, specFromArgs, type ModelName, type ModelSpec } from '../models/registry.js';
+import { CheckpointError } from '../src/checkpoint/checkpoint.js';
+import { noGrad, scope, zeros } from '../src/index.js';
+
+const specOf = (model: ModelName, imageSize: number, extra: Partial<ModelSpec> = {}): ModelSpec => ({
+  model,
+  ninStages: 3,
+  numClasses: 5,
+  inChannels: 3,
+  imageSize,
+  normalize: { mean: [0, 0, 0], std: [1, 1, 1] },
+  classNames: ['a', 'b', 'c', 'd', 'e'],
+  ...extra,
+});
+
+// Small configurations of every row (ResNet-34 and -50 share ResNet-18's row builder).
+const cases: [ModelName, number, Partial<ModelSpec>?][] = [['nin', 16], ['resnet18', 16], ['alexnet', 64], ['dcgan-classifier', 32, { ndf: 4 }]];
+
+describe('models/registry', () => {
+  for (const [name, size, extra] of cases) {
+    it(`${name}: builds from its description; classifier prefix and feature blocks fit the network`, () => {
+      const spec = specOf(name, size, extra);
+      const net = buildModel(spec, 1);
+      try {
+        const params = net.namedParameters().map(([n]) => n);
+        const head = params.filter((n) => n.startsWith(classifierPrefix(spec)));
+        expect(head.length).toBeGreaterThan(0);
+        expect(head.length).toBeLessThan(params.length);
+        const blocks = featureBlocks(spec, net);
+        expect(blocks.length).toBeGreaterThan(0);
+        const shapes = noGrad(() => scope(() => Object.values(net.features(zeros([1, 3, size, size]), blocks)).map((t) => t.shape.length)));
+        expect(shapes.every((rank) => rank === 4)).toBe(true);
+        expect(noGrad(() => scope(() => net.forward(zeros([2, 3, size, size])).shape))).toEqual([2, 5]);
+      } finally {
+        net.dispose();
+      }
+    });
+  }
+
+  it('--model offers every row but the classifier made from a DCGAN checkpoint', () => {
+    expect(MODEL_NAMES).toEqual(['nin', 'resnet18', 'resnet34', 'resnet50', 'alexnet']);
+  });
+
+  it('refuses what it cannot build, with the reason', () => {
+    expect(() => checkSpec(specOf('nin', 16, { ninStages: 6 }))).toThrow(/3, 4 or 5 stages/);
+    expect(() => checkSpec(specOf('alexnet', 32))).toThrow(/at least 63 px/);
+    expect(() => specFromArgs({}, 'x.safetensors')).toThrow(CheckpointError);
+    expect(() => specFromArgs({ modelSpec: specOf('vgg' as ModelName, 32) }, 'x.safetensors')).toThrow(/does not know/);
+  });
+});
