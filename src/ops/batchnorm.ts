@@ -185,7 +185,7 @@ const variants = (entry: string): KernelRef[] => [`batchnorm.${entry}`, `batchno
 
 export const batchNormOps = {
   batchNorm: {
-    kernels: [...variants('bn_stats'), ...variants('bn_normalize'), ...variants('bn_backward_reduce'), ...variants('bn_backward_input')],
+    kernels: [...variants('bn_stats'), 'batchnorm.bn_stats_merge', ...variants('bn_normalize'), ...variants('bn_backward_reduce'), ...variants('bn_backward_input')],
     saves: ['in0', 'extra0', 'extra1', 'extra2'],
     forward([x, weight, bias], attrs) {
       const [N, C, S] = layout('batchNorm', x!.shape, [

@@ -38,6 +38,7 @@ export const KERNELS_OUTSIDE_OPS: Record<string, readonly KernelRef[]> = {
   'src/data/augment.ts: augmentation on the GPU': ['augment.augment_u8', 'augment.augment_f32', 'augment.convert_u8'],
   'src/ops/layout.ts: constant fills (creation, gradient seeds) and counters': ['fill.fill', 'fill.add_count'],
   'bench: the device peak': ['peak.fma_peak'],
+  'src/gpu/launch.ts: sums across binding windows': ['fill.accumulate'],
 };
 export type AttrsOf<K extends OpName> = (typeof OPS)[K] extends OpDef<infer A> ? A : never;
 
