@@ -3,7 +3,7 @@
 // baseline every comparison needs) and train:gan-classifier (a classifier on a DCGAN
 // discriminator's trunk). All three train with src/train/fit.ts.
 import { GanClassifier } from '../../../models/dcgan.js';
-import { buildModel, classifierPrefix, specFromArgs, type ModelSpec } from '../../../models/registry.js';
+import { buildModel, checkpointSpec, classifierPrefix, completeSpec, type ModelSpec } from '../../../models/registry.js';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import type { Dataset } from '../../data/dataset.js';
 import { defaultGenerator } from '../../random.js';
@@ -103,10 +103,9 @@ export const finetune = defineCommand(
   async (a) => {
     const net = a.net;
     if (!net) throw new UsageError('train:finetune: --net is required (a checkpoint written by train:rotnet)');
-    const meta = await loadCheckpoint(net);
-    const pretrained = specFromArgs(meta.args, net);
+    const pretrained = await checkpointSpec(net);
     return classify('train:finetune', a, {
-      spec: async (data, normalize) => ({ ...pretrained, numClasses: data.classes.length, classNames: [...data.classes], normalize: pretrained.normalize ?? normalize }),
+      spec: async (data, normalize) => ({ ...completeSpec(pretrained, data, pretrained.normalize ?? normalize, net), numClasses: data.classes.length, classNames: [...data.classes] }),
       load: async (model, spec) => {
         const head = classifierPrefix(spec);
         const loaded = await loadCheckpoint(net, { model, strict: false, skip: [head] });

@@ -3,7 +3,7 @@
 // reporting top-1 and top-5 per block on held-out images. Features are computed once per batch
 // and shared by every head.
 import { ConvHead, LinearProbe, MlpHead } from '../../../models/heads.js';
-import { buildModel, featureBlocks, specFromArgs } from '../../../models/registry.js';
+import { buildModel, checkpointSpec, completeSpec, featureBlocks } from '../../../models/registry.js';
 import { noGrad } from '../../autograd/tape.js';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import { DataLoader } from '../../data/loader.js';
@@ -14,7 +14,7 @@ import { zeros } from '../../creation.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { labeledSplit, openSplits } from '../../train/splits.js';
+import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { Meter } from '../../train/meter.js';
 import { Run } from '../../train/run.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
@@ -59,13 +59,14 @@ export const probe = defineCommand(
   },
   async (a): Promise<ProbeResult> => {
     if (!a.net) throw new UsageError('train:probe: --net is required (a checkpoint written by train:rotnet)');
-    const meta = await loadCheckpoint(a.net);
-    const spec = specFromArgs(meta.args, a.net);
+    const described = await checkpointSpec(a.net);
     const outf = outfOf('train:probe', a);
-    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? spec.imageSize, channels: requestedChannels(a.channels) ?? (spec.inChannels === 1 ? 1 : 3) });
-    const trunk = buildModel(spec, a.manualSeed);
-    const disposers: (() => void)[] = [() => trunk.dispose()];
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? described.imageSize, channels: requestedChannels(a.channels) ?? (described.inChannels === 1 ? 1 : 3) });
+    const disposers: (() => void)[] = [];
     try {
+      const spec = completeSpec(described, splits.train, described.normalize ?? (await channelStats(splits.train)), a.net);
+      const trunk = buildModel(spec, a.manualSeed);
+      disposers.push(() => trunk.dispose());
       checkDataMatches(spec, splits.train, 'train:probe');
       await loadCheckpoint(a.net, { model: trunk });
       trunk.eval();
