@@ -214,29 +214,66 @@ export function inferSpec(shapes: Shapes, path: string, model?: string): ModelSh
   if (found.length === 1) return found[0]!;
   const flag = found.length > 1 ? `it could be ${found.map((f) => f.model).join(' or ')}` : 'it is none of them';
   const expected = names.map((n) => `  ${n}: ${ROWS[n].expects}`).join('\n');
-  throw new CheckpointError(`${path}: a state dict without a dawnet model description, and its names and shapes do not tell one model (${flag}); expected one of:\n${expected}`);
+  throw new CheckpointError(`${path}: a state dict without a dawnet model description, and its names and shapes do not tell one model (${flag}; --model names it); expected one of:\n${expected}`);
 }
 
 /**
  * The description of the model a checkpoint holds: the one a dawnet training command stored in
  * its arguments (args.modelSpec), else the one its state dict's names and shapes give (inferSpec),
- * which lacks the data's part (completeSpec).
+ * which lacks the data's part (completeSpec); `model` (--model) names the model of a state dict.
  */
-export async function checkpointSpec(path: string): Promise<CheckpointSpec> {
-  const { tensors, metadata } = await readTensorFile(path);
-  let args: { modelSpec?: ModelSpec } | undefined;
-  try {
-    args = metadata.args === undefined ? undefined : (JSON.parse(metadata.args) as { modelSpec?: ModelSpec });
-  } catch (err) {
-    throw new CheckpointError(`${path}: its metadata 'args' is damaged (${err instanceof Error ? err.message : String(err)})`);
-  }
-  const spec = args?.modelSpec;
+export async function checkpointSpec(path: string, model?: string): Promise<CheckpointSpec> {
+  const { args, shapes } = await readDescribed(path);
+  const spec = args?.modelSpec as ModelSpec | undefined;
   if (spec && typeof spec.model === 'string') {
     if (!Object.hasOwn(ROWS, spec.model)) throw new CheckpointError(`${path} holds a '${spec.model}', which this dawnet does not know (models: ${Object.keys(ROWS).join(', ')})`);
     return spec;
   }
-  return inferSpec(new Map([...tensors].map(([k, t]) => [k, t.shape])), path);
+  return inferSpec(shapes, path, model);
 }
+
+/** A checkpoint's stored arguments (a dawnet run's) and its tensors' shapes. */
+async function readDescribed(path: string): Promise<{ args: Record<string, unknown> | undefined; shapes: Shapes }> {
+  const { tensors, metadata } = await readTensorFile(path);
+  const shapes = new Map([...tensors].map(([k, t]) => [k, t.shape]));
+  try {
+    return { args: metadata.args === undefined ? undefined : (JSON.parse(metadata.args) as Record<string, unknown>), shapes };
+  } catch (err) {
+    throw new CheckpointError(`${path}: its metadata 'args' is damaged (${err instanceof Error ? err.message : String(err)})`);
+  }
+}
+
+/** A DCGAN discriminator as train:dcgan describes it (args.gan). */
+export interface DiscriminatorSpec {
+  ndf: number;
+  nc: number;
+  imageSize: 32 | 64;
+  normalize: ModelSpec['normalize'];
+}
+
+/**
+ * The discriminator a checkpoint holds: train:dcgan's description (args.gan), else, from a bare
+ * state dict (the PyTorch DCGAN example's netD_epoch_N.pth), its width and channels from main.0's
+ * shape, its image size from its count of convolutions (4 at 32 px, 5 at 64 px) and the
+ * example's normalisation to [-1, 1], said on `log`.
+ */
+export async function discriminatorSpec(path: string, log: (line: string) => void = stderrLine): Promise<DiscriminatorSpec> {
+  const { args, shapes } = await readDescribed(path);
+  if (args?.gan) return args.gan as DiscriminatorSpec;
+  const first = shapes.get('main.0.weight');
+  const convCount = [...shapes].filter(([k, s]) => /^main\.\d+\.weight$/.test(k) && s.length === 4).length;
+  if (first?.length !== 4 || first[2] !== 4 || (convCount !== 4 && convCount !== 5)) {
+    throw new CheckpointError(`${path}: neither a train:dcgan checkpoint (args.gan) nor a DCGAN discriminator's state dict (main.0.weight of ndf × nc × 4 × 4, 4 or 5 convolutions)`);
+  }
+  const nc = first[1]!;
+  const spec: DiscriminatorSpec = { ndf: first[0]!, nc, imageSize: convCount === 5 ? 64 : 32, normalize: { mean: Array(nc).fill(0.5), std: Array(nc).fill(0.5) } };
+  log(`${path}: a DCGAN discriminator's state dict (ndf ${spec.ndf}, ${nc} channels, ${spec.imageSize} px); images normalised to [-1, 1] as the DCGAN example's`);
+  return spec;
+}
+
+const stderrLine = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
 
 /**
  * A checkpoint's description completed from the data where the file does not say (a state dict
@@ -247,7 +284,7 @@ export function completeSpec(
   data: { imageSize: number; classes: readonly string[] },
   normalize: ModelSpec['normalize'],
   path: string,
-  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  log: (line: string) => void = stderrLine,
 ): ModelSpec {
   if (spec.imageSize !== undefined && spec.normalize !== undefined && spec.classNames !== undefined) return spec as ModelSpec;
   // Class names only where the outputs match the data's classes; none leaves checkClassNames to compare counts.

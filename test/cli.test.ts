@@ -275,4 +275,10 @@ describe.skipIf(!hasTorch())('the commands on .pth state dicts written by torch'
     const r = (await runCommand('train:probe', [...tiny, '--net', pth('nin3.pth'), '--blocks', 'conv1,conv2', '--trainSamples', '2', '--epochs', '1', '--batchSize', '4', '--outf', out('probe-pth')])) as ProbeResult;
     expect(Object.keys(r.blocks)).toEqual(['conv1', 'conv2']);
   });
+
+  it("train:gan-classifier takes the DCGAN example's netD .pth", async () => {
+    const args = ['--dataroot', data, '--imageSize', '64', '--netD', pth('netD.pth'), '--trainSamples', '2', '--epochs', '1', '--batchSize', '4', '--verbIter', '1', '--outf', out('gan-classifier-pth')];
+    const r = (await runCommand('train:gan-classifier', args)) as ClassifyResult;
+    expect(r.test.top1).toBeGreaterThanOrEqual(0);
+  });
 });

@@ -62,5 +62,7 @@ describe('models/registry', () => {
     expect(() => inferSpec(probeHead, 'x.pth')).toThrow(CheckpointError);
     expect(() => inferSpec(probeHead, 'x.pth')).toThrow(/x\.pth: .*none of them[^]*resnet18: conv1\.weight/);
     expect(() => inferSpec(probeHead, 'x.pth', 'vgg')).toThrow(/unknown model 'vgg'/);
+    // --model narrows the candidates to one: the error lists what that model needs.
+    expect(() => inferSpec(probeHead, 'x.pth', 'alexnet')).toThrow(/--model names it\); expected one of:\n  alexnet: conv1\.0\.weight \(11×11\)[^\n]*$/);
   });
 });

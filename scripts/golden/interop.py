@@ -10,7 +10,8 @@
         {'network': state_dict, 'epoch': 7} to DIR/model_net_epoch7) and its logits.
     interop.py nets --classes 3 --dir DIR
         writes the --net files of test/cli.test.ts with torch.save: an untrained torchvision
-        resnet18 (DIR/resnet18.pth) and RotNet's NIN-3 as its reference code saves it (DIR/nin3.pth).
+        resnet18 (DIR/resnet18.pth), RotNet's NIN-3 as its reference code saves it (DIR/nin3.pth)
+        and the DCGAN example's 64 px discriminator, ndf 4, one channel (DIR/netD.pth).
     interop.py unsafe --out FILE --marker PATH
         writes a torch.save-shaped archive whose pickle would create PATH if it were executed.
 """
@@ -67,6 +68,7 @@ def nets(args):
     torch.save(rm.resnet(18, args.classes, "imagenet").state_dict(), os.path.join(args.dir, "resnet18.pth"))
     nin = rm.NetworkInNetwork(num_classes=4, num_stages=3)
     torch.save({"network": nin.state_dict(), "epoch": 1}, os.path.join(args.dir, "nin3.pth"))
+    torch.save(rm.DcganDiscriminator(4, 1).state_dict(), os.path.join(args.dir, "netD.pth"))
 
 
 class Unsafe:

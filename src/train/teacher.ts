@@ -12,10 +12,11 @@ import { predict } from './evaluate.js';
 
 /**
  * The classifier a checkpoint holds, rebuilt from its description and loaded; a bare state dict's
- * description is completed from `data` (its image size, class names and channel statistics).
+ * description is completed from `data`, the training split (its image size, class names, channel statistics);
+ * `modelName` (--model) names its model where its names and shapes do not.
  */
-export async function loadClassifier(path: string, data: Dataset): Promise<{ model: FeatureNet; spec: ModelSpec }> {
-  const described = await checkpointSpec(path);
+export async function loadClassifier(path: string, data: Dataset, modelName?: string): Promise<{ model: FeatureNet; spec: ModelSpec }> {
+  const described = await checkpointSpec(path, modelName);
   const spec = described.normalize ? completeSpec(described, data, described.normalize, path) : completeSpec(described, data, await channelStats(data), path);
   const model = buildModel(spec, 0);
   try {

@@ -21,7 +21,7 @@ import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss, type EpochMetrics, type StepMetrics } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { checkDataMatches, defineCommand, outfOf, scheduleOf } from '../common.js';
-import { requestedChannels, dataFlags, labelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { requestedChannels, dataFlags, labelFlags, netModelFlag, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 /** The heads under their blocks' names, so that one checkpoint holds them all. */
 class ProbeHeads extends Module {
@@ -47,7 +47,8 @@ export const probe = defineCommand(
       ...sgdFlags,
       ...scheduleFlags,
       ...runFlags,
-      net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors)' },
+      net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors; a .pth state dict works too)' },
+      ...netModelFlag,
       blocks: { type: 'string', help: 'comma-separated stages to probe (default: every stage with a feature map)' },
       head: { type: 'string', default: 'linear', choices: ['linear', 'mlp', 'conv'], help: 'linear: pool, batch norm, Linear; mlp: two hidden layers; conv: an NIN block (RotNet’s ConvClassifier)' },
       poolSize: { type: 'int', default: 2, help: 'linear head: feature maps are pooled to poolSize × poolSize first' },
@@ -59,7 +60,7 @@ export const probe = defineCommand(
   },
   async (a): Promise<ProbeResult> => {
     if (!a.net) throw new UsageError('train:probe: --net is required (a checkpoint written by train:rotnet)');
-    const described = await checkpointSpec(a.net);
+    const described = await checkpointSpec(a.net, a.model);
     const outf = outfOf('train:probe', a);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? described.imageSize, channels: requestedChannels(a.channels) ?? (described.inChannels === 1 ? 1 : 3) });
     const disposers: (() => void)[] = [];
