@@ -4,4 +4,4 @@ export { AlexNet, type AlexNetOptions } from './alexnet.js';
 export { NIN, NinBlock, type NinOptions } from './nin.js';
 export { DcganGenerator, DcganDiscriminator, GanClassifier, type DcganOptions } from './dcgan.js';
 export { LinearProbe, MlpHead, ConvHead, type FeatureShape } from './heads.js';
-export { buildModel, checkSpec, classifierPrefix, featureBlocks, MODEL_NAMES, specFromArgs, type ModelName, type ModelSpec } from './registry.js';
+export { buildModel, checkSpec, classifierPrefix, featureBlocks, MODEL_NAMES, checkpointSpec, completeSpec, inferSpec, type CheckpointSpec, type ModelName, type ModelShape, type ModelSpec } from './registry.js';

@@ -21,6 +21,7 @@ import { BUILTIN_ROOT } from '../src/data/builtin.js';
 import { DataError } from '../src/data/errors.js';
 import { memory } from '../src/index.js';
 import { NonFiniteLossError } from '../src/train/run.js';
+import { FIXTURES, hasTorch, python } from './golden/golden.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dawnet-cli-test-'));
 const data = join(root, 'data');
@@ -149,7 +150,9 @@ describe('evaluation and fine-tuning on the RotNet features', () => {
 
   it('train:finetune refuses a checkpoint that is not a dawnet model', async () => {
     await probeRun();
-    await expect(runCommand('train:finetune', [...tiny, '--net', join(out('probe'), 'net_epoch_1.safetensors'), '--epochs', '1'])).rejects.toThrow();
+    await expect(runCommand('train:finetune', [...tiny, '--net', join(out('probe'), 'net_epoch_1.safetensors'), '--epochs', '1'])).rejects.toThrow(/lacks backbone tensors/);
+    // A torch.save state dict of no known model: the error names the file and what each model needs.
+    await expect(runCommand('train:finetune', [...tiny, '--net', join(FIXTURES, 'state.pth'), '--epochs', '1'])).rejects.toThrow(/state\.pth: .*none of them[^]*resnet50: conv1\.weight/);
   });
 });
 
@@ -247,5 +250,35 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
 
   it('leaves no GPU memory in use behind the commands', () => {
     expect(memory().bytesInUse).toBeLessThan(4 << 20);
+  });
+});
+
+// PyTorch's own files as --net: the description is read from the state dict's names and shapes.
+describe.skipIf(!hasTorch())('the commands on .pth state dicts written by torch', () => {
+  let written = false;
+  const pth = (name: string) => {
+    if (!written) python('scripts/golden/interop.py', ['nets', '--classes', '3', '--dir', root]);
+    written = true;
+    return join(root, name);
+  };
+
+  it('train:finetune and evaluate take a torchvision resnet18 .pth', async () => {
+    const net = pth('resnet18.pth');
+    const r = (await runCommand('train:finetune', [...tiny, '--channels', '3', '--net', net, '--trainSamples', '4', '--epochs', '1', '--batchSize', '4', '--outf', out('finetune-pth')])) as ClassifyResult;
+    expect(r.test.top1).toBeGreaterThanOrEqual(0);
+    expect(readdirSync(out('finetune-pth'))).toContain('net_best.safetensors');
+    const scored = (await runCommand('evaluate', ['--dataroot', data, '--imageSize', '16', '--net', net])) as EvaluateResult;
+    expect(scored.count).toBe(12);
+  });
+
+  it("train:probe takes RotNet's reference NIN-3 checkpoint (_feature_blocks names)", async () => {
+    const r = (await runCommand('train:probe', [...tiny, '--net', pth('nin3.pth'), '--blocks', 'conv1,conv2', '--trainSamples', '2', '--epochs', '1', '--batchSize', '4', '--outf', out('probe-pth')])) as ProbeResult;
+    expect(Object.keys(r.blocks)).toEqual(['conv1', 'conv2']);
+  });
+
+  it("train:gan-classifier takes the DCGAN example's netD .pth", async () => {
+    const args = ['--dataroot', data, '--imageSize', '64', '--netD', pth('netD.pth'), '--trainSamples', '2', '--epochs', '1', '--batchSize', '4', '--verbIter', '1', '--outf', out('gan-classifier-pth')];
+    const r = (await runCommand('train:gan-classifier', args)) as ClassifyResult;
+    expect(r.test.top1).toBeGreaterThanOrEqual(0);
   });
 });

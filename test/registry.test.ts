@@ -1,9 +1,11 @@
 // The model registry: every row builds from a checkpoint's description, its classifier prefix
 // names real parameters (and only the classifier's), its feature blocks are stages that give
-// feature maps, and descriptions it cannot build are refused with a reason.
+// feature maps, descriptions it cannot build are refused with a reason, and a bare state dict's
+// names and shapes (dawnet's or the reference RotNet code's) give back its description.
 import { describe, expect, it } from 'vitest';
-import { buildModel, checkSpec, classifierPrefix, featureBlocks, MODEL_NAMES, specFromArgs, type ModelName, type ModelSpec } from '../models/registry.js';
+import { buildModel, checkSpec, classifierPrefix, featureBlocks, inferSpec, MODEL_NAMES, type ModelName, type ModelSpec } from '../models/registry.js';
 import { CheckpointError } from '../src/checkpoint/checkpoint.js';
+import { toRotNetName } from '../src/checkpoint/rotnet-names.js';
 import { noGrad, scope, zeros } from '../src/index.js';
 
 const specOf = (model: ModelName, imageSize: number, extra: Partial<ModelSpec> = {}): ModelSpec => ({
@@ -18,7 +20,7 @@ const specOf = (model: ModelName, imageSize: number, extra: Partial<ModelSpec> =
 });
 
 // Small configurations of every row (ResNet-34 and -50 share ResNet-18's row builder).
-const cases: [ModelName, number, Partial<ModelSpec>?][] = [['nin', 16], ['resnet18', 16], ['alexnet', 64], ['dcgan-classifier', 32, { ndf: 4 }]];
+const cases: [ModelName, number, Partial<ModelSpec>?][] = [['nin', 16], ['resnet18', 16, { stem: 'cifar' }], ['alexnet', 64], ['dcgan-classifier', 32, { ndf: 4 }]];
 
 describe('models/registry', () => {
   for (const [name, size, extra] of cases) {
@@ -35,6 +37,14 @@ describe('models/registry', () => {
         const shapes = noGrad(() => scope(() => Object.values(net.features(zeros([1, 3, size, size]), blocks)).map((t) => t.shape.length)));
         expect(shapes.every((rank) => rank === 4)).toBe(true);
         expect(noGrad(() => scope(() => net.forward(zeros([2, 3, size, size])).shape))).toEqual([2, 5]);
+        const state = new Map(net.namedState().map(([n, t]) => [n, t.shape]));
+        const { model, ninStages, numClasses, inChannels, ndf, stem } = spec;
+        const described = { model, numClasses, inChannels, ninStages: name === 'nin' ? ninStages : 0, ...(ndf ? { ndf } : {}), ...(stem ? { stem } : {}) };
+        expect(inferSpec(state, 'x.pth')).toEqual(described);
+        if (name === 'nin' || name === 'alexnet') {
+          const reference = new Map([...state].map(([n, s]) => [toRotNetName(n, net.stageNames), s]));
+          expect(inferSpec(reference, 'x.pth')).toEqual(described);
+        }
       } finally {
         net.dispose();
       }
@@ -48,7 +58,11 @@ describe('models/registry', () => {
   it('refuses what it cannot build, with the reason', () => {
     expect(() => checkSpec(specOf('nin', 16, { ninStages: 6 }))).toThrow(/3, 4 or 5 stages/);
     expect(() => checkSpec(specOf('alexnet', 32))).toThrow(/at least 63 px/);
-    expect(() => specFromArgs({}, 'x.safetensors')).toThrow(CheckpointError);
-    expect(() => specFromArgs({ modelSpec: specOf('vgg' as ModelName, 32) }, 'x.safetensors')).toThrow(/does not know/);
+    const probeHead = new Map([['conv1.weight', [4, 3, 5, 5]]]);
+    expect(() => inferSpec(probeHead, 'x.pth')).toThrow(CheckpointError);
+    expect(() => inferSpec(probeHead, 'x.pth')).toThrow(/x\.pth: .*none of them[^]*resnet18: conv1\.weight/);
+    expect(() => inferSpec(probeHead, 'x.pth', 'vgg')).toThrow(/unknown model 'vgg'/);
+    // --model narrows the candidates to one: the error lists what that model needs.
+    expect(() => inferSpec(probeHead, 'x.pth', 'alexnet')).toThrow(/--model names it\); expected one of:\n  alexnet: conv1\.0\.weight \(11×11\)[^\n]*$/);
   });
 });

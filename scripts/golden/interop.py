@@ -8,6 +8,10 @@
     interop.py rotnet --dir DIR --input x.safetensors
         writes RotNet's NetworkInNetwork as its reference code saves it (torch.save of
         {'network': state_dict, 'epoch': 7} to DIR/model_net_epoch7) and its logits.
+    interop.py nets --classes 3 --dir DIR
+        writes the --net files of test/cli.test.ts with torch.save: an untrained torchvision
+        resnet18 (DIR/resnet18.pth), RotNet's NIN-3 as its reference code saves it (DIR/nin3.pth)
+        and the DCGAN example's 64 px discriminator, ndf 4, one channel (DIR/netD.pth).
     interop.py unsafe --out FILE --marker PATH
         writes a torch.save-shaped archive whose pickle would create PATH if it were executed.
 """
@@ -59,6 +63,14 @@ def rotnet(args):
     st.save(os.path.join(args.dir, "rotnet_logits.safetensors"), {"logits": logits(net, args.input)})
 
 
+def nets(args):
+    torch.manual_seed(5)
+    torch.save(rm.resnet(18, args.classes, "imagenet").state_dict(), os.path.join(args.dir, "resnet18.pth"))
+    nin = rm.NetworkInNetwork(num_classes=4, num_stages=3)
+    torch.save({"network": nin.state_dict(), "epoch": 1}, os.path.join(args.dir, "nin3.pth"))
+    torch.save(rm.DcganDiscriminator(4, 1).state_dict(), os.path.join(args.dir, "netD.pth"))
+
+
 class Unsafe:
     def __init__(self, marker):
         self.marker = marker
@@ -86,12 +98,15 @@ def main():
     p = sub.add_parser("rotnet")
     p.add_argument("--input", required=True)
     p.add_argument("--dir", required=True)
+    p = sub.add_parser("nets")
+    p.add_argument("--classes", type=int, required=True)
+    p.add_argument("--dir", required=True)
     p = sub.add_parser("unsafe")
     p.add_argument("--out", required=True)
     p.add_argument("--marker", required=True)
     args = parser.parse_args()
     torch.backends.mkldnn.enabled = False  # torch's native float32 kernels, as scripts/golden/generate.py
-    {"resnet": resnet, "rotnet": rotnet, "unsafe": unsafe}[args.command](args)
+    {"resnet": resnet, "rotnet": rotnet, "nets": nets, "unsafe": unsafe}[args.command](args)
 
 
 if __name__ == "__main__":

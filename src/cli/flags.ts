@@ -28,6 +28,11 @@ export const dataFlags = {
   batchSize: { type: 'int', default: 128, help: 'images per step (before the rotation batch multiplies them by 4)' },
 } as const satisfies Flags;
 
+/** For the commands that read a checkpoint: names the model of a bare state dict. */
+export const netModelFlag = {
+  model: { type: 'string', choices: MODEL_NAMES, help: "the model in a bare state dict (.pth), when its names and shapes do not tell it; a dawnet checkpoint names its own" },
+} as const satisfies Flags;
+
 export const modelFlags = {
   model: { type: 'string', default: 'nin', choices: MODEL_NAMES, help: 'the network' },
   ninStages: { type: 'int', default: 4, help: 'stages of NIN (3 to 5)' },

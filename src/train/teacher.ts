@@ -1,19 +1,24 @@
 // A trained classifier loaded from any dawnet classification checkpoint (fine-tune, supervised,
 // SESEMI, the student), and the pseudo-labels it gives unlabeled images as a teacher: its top P
 // classes per image, then the K images it is surest of for each class (Yalniz et al., 2019).
-import { buildModel, specFromArgs, type ModelSpec } from '../../models/registry.js';
+import { buildModel, checkpointSpec, completeSpec, type ModelSpec } from '../../models/registry.js';
 import { CheckpointError, loadCheckpoint } from '../checkpoint/checkpoint.js';
 import type { Dataset } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import type { FeatureNet } from '../nn/feature-net.js';
 import { Generator } from '../random.js';
 import { inferenceBatch } from './inference-batch.js';
+import { channelStats } from './splits.js';
 import { predict } from './evaluate.js';
 
-/** The classifier a checkpoint holds, rebuilt from its description and loaded. */
-export async function loadClassifier(path: string): Promise<{ model: FeatureNet; spec: ModelSpec }> {
-  const meta = await loadCheckpoint(path);
-  const spec = specFromArgs(meta.args, path);
+/**
+ * The classifier a checkpoint holds, rebuilt from its description and loaded; a bare state dict's
+ * description is completed from `data`, the training split (its image size, class names, channel statistics);
+ * `modelName` (--model) names its model where its names and shapes do not.
+ */
+export async function loadClassifier(path: string, data: Dataset, modelName?: string): Promise<{ model: FeatureNet; spec: ModelSpec }> {
+  const described = await checkpointSpec(path, modelName);
+  const spec = described.normalize ? completeSpec(described, data, described.normalize, path) : completeSpec(described, data, await channelStats(data), path);
   const model = buildModel(spec, 0);
   try {
     // Extra tensors (SESEMI's rotation head) are allowed; missing ones are not.

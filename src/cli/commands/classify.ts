@@ -3,7 +3,7 @@
 // baseline every comparison needs) and train:gan-classifier (a classifier on a DCGAN
 // discriminator's trunk). All three train with src/train/fit.ts.
 import { GanClassifier } from '../../../models/dcgan.js';
-import { buildModel, classifierPrefix, specFromArgs, type ModelSpec } from '../../../models/registry.js';
+import { buildModel, checkpointSpec, classifierPrefix, completeSpec, discriminatorSpec, type ModelSpec } from '../../../models/registry.js';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import type { Dataset } from '../../data/dataset.js';
 import { defaultGenerator } from '../../random.js';
@@ -13,7 +13,7 @@ import { freezeThrough } from '../../train/freeze.js';
 import { Run } from '../../train/run.js';
 import { UsageError, type Flags, type Parsed } from '../args.js';
 import { asUsageError, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { requestedChannels, dataFlags, labelFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { requestedChannels, dataFlags, labelFlags, modelFlags, netModelFlag, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 export interface ClassifyResult extends FitResult {
   outf: string;
@@ -97,16 +97,15 @@ export const finetune = defineCommand(
   {
     name: 'train:finetune',
     summary: 'Fine-tune a pretrained network (e.g. RotNet) on K labels per class, with a new head.',
-    flags: { ...classifyFlags, net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors)' } },
+    flags: { ...classifyFlags, ...netModelFlag, net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors; a .pth state dict works too)' } },
     epilog: 'Example: npm run train:finetune -- --net runs/rotnet/net_best.safetensors --trainSamples 100 --freeze conv2',
   },
   async (a) => {
     const net = a.net;
     if (!net) throw new UsageError('train:finetune: --net is required (a checkpoint written by train:rotnet)');
-    const meta = await loadCheckpoint(net);
-    const pretrained = specFromArgs(meta.args, net);
+    const pretrained = await checkpointSpec(net, a.model);
     return classify('train:finetune', a, {
-      spec: async (data, normalize) => ({ ...pretrained, numClasses: data.classes.length, classNames: [...data.classes], normalize: pretrained.normalize ?? normalize }),
+      spec: async (data, normalize) => ({ ...completeSpec(pretrained, data, pretrained.normalize ?? normalize, net), numClasses: data.classes.length, classNames: [...data.classes] }),
       load: async (model, spec) => {
         const head = classifierPrefix(spec);
         const loaded = await loadCheckpoint(net, { model, strict: false, skip: [head] });
@@ -131,15 +130,13 @@ export const ganClassifier = defineCommand(
   {
     name: 'train:gan-classifier',
     summary: "Train a classifier on a DCGAN discriminator's trunk (frozen by default) with K labels per class.",
-    flags: { ...classifyFlags, netD: { type: 'string', help: 'the discriminator checkpoint (train:dcgan writes netD_epoch_N.safetensors)' } },
+    flags: { ...classifyFlags, netD: { type: 'string', help: 'the discriminator checkpoint (train:dcgan writes netD_epoch_N.safetensors; the DCGAN example’s netD_epoch_N.pth works too)' } },
     epilog: 'Example: npm run train:gan-classifier -- --netD runs/dcgan/netD_epoch_25.safetensors --imageSize 32 --trainSamples 100',
   },
   async (a) => {
     const netD = a.netD;
     if (!netD) throw new UsageError('train:gan-classifier: --netD is required (a checkpoint written by train:dcgan)');
-    const meta = await loadCheckpoint(netD);
-    const gan = meta.args?.gan as { ndf: number; nc: number; imageSize: number; normalize: ModelSpec['normalize'] } | undefined;
-    if (!gan) throw new UsageError(`${netD} carries no discriminator description (args.gan); was it written by train:dcgan?`);
+    const gan = await discriminatorSpec(netD);
     return classify('train:gan-classifier', a, {
       spec: async (data) => ({
         model: 'dcgan-classifier',

@@ -9,6 +9,8 @@ import { openSplits } from '../../train/splits.js';
 import { inferenceBatch } from '../../train/inference-batch.js';
 import { predict } from '../../train/evaluate.js';
 import { loadClassifier } from '../../train/teacher.js';
+import { checkpointSpec } from '../../../models/registry.js';
+import { netModelFlag } from '../flags.js';
 import { UsageError } from '../args.js';
 import { checkDataMatches, defineCommand } from '../common.js';
 
@@ -39,6 +41,8 @@ export const evaluateCommand = defineCommand(
     flags: {
       net: { type: 'string', multiple: true, help: 'a classifier checkpoint; give it several times for an ensemble' },
       dataroot: { type: 'string', help: 'labeled images (as the training commands take them); the built-in set when left out' },
+      ...netModelFlag,
+      imageSize: { type: 'int', help: "images are resized to imageSize × imageSize (default: the checkpoint's; a bare state dict needs it)" },
       split: { type: 'string', default: 'test', choices: ['test', 'train'], help: 'which split to score' },
       batchSize: { type: 'int', default: 0, help: 'images per batch (0: as many as the memory budget holds, DAWNET_MEMORY)' },
     },
@@ -54,10 +58,11 @@ export const evaluateCommand = defineCommand(
     const perNet: EvaluateResult['perNet'] = [];
     try {
       for (const net of a.net) {
-        const { model, spec } = await loadClassifier(net);
+        const described = await checkpointSpec(net, a.model);
+        splits ??= await openSplits(a.dataroot, { imageSize: a.imageSize ?? described.imageSize, channels: described.inChannels === 3 ? 3 : 1 });
+        data ??= a.split === 'test' ? splits.test : splits.train;
+        const { model, spec } = await loadClassifier(net, splits.train, a.model);
         try {
-          splits ??= await openSplits(a.dataroot, { imageSize: spec.imageSize, channels: spec.inChannels === 3 ? 3 : 1 });
-          data ??= a.split === 'test' ? splits.test : splits.train;
           checkDataMatches(spec, data, net);
           checkClassNames(net, spec, data.classes, `the ${a.split} split of ${a.dataroot ?? 'the built-in set'}`);
           const batchSize = a.batchSize || inferenceBatch(model, [spec.inChannels, spec.imageSize, spec.imageSize]);

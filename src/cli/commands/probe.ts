@@ -3,7 +3,7 @@
 // reporting top-1 and top-5 per block on held-out images. Features are computed once per batch
 // and shared by every head.
 import { ConvHead, LinearProbe, MlpHead } from '../../../models/heads.js';
-import { buildModel, featureBlocks, specFromArgs } from '../../../models/registry.js';
+import { buildModel, checkpointSpec, completeSpec, featureBlocks } from '../../../models/registry.js';
 import { noGrad } from '../../autograd/tape.js';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import { DataLoader } from '../../data/loader.js';
@@ -14,14 +14,14 @@ import { zeros } from '../../creation.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
-import { labeledSplit, openSplits } from '../../train/splits.js';
+import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { Meter } from '../../train/meter.js';
 import { Run } from '../../train/run.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss, type EpochMetrics, type StepMetrics } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
 import { checkDataMatches, defineCommand, outfOf, scheduleOf } from '../common.js';
-import { requestedChannels, dataFlags, labelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { requestedChannels, dataFlags, labelFlags, netModelFlag, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
 
 /** The heads under their blocks' names, so that one checkpoint holds them all. */
 class ProbeHeads extends Module {
@@ -47,7 +47,8 @@ export const probe = defineCommand(
       ...sgdFlags,
       ...scheduleFlags,
       ...runFlags,
-      net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors)' },
+      net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors; a .pth state dict works too)' },
+      ...netModelFlag,
       blocks: { type: 'string', help: 'comma-separated stages to probe (default: every stage with a feature map)' },
       head: { type: 'string', default: 'linear', choices: ['linear', 'mlp', 'conv'], help: 'linear: pool, batch norm, Linear; mlp: two hidden layers; conv: an NIN block (RotNet’s ConvClassifier)' },
       poolSize: { type: 'int', default: 2, help: 'linear head: feature maps are pooled to poolSize × poolSize first' },
@@ -59,13 +60,14 @@ export const probe = defineCommand(
   },
   async (a): Promise<ProbeResult> => {
     if (!a.net) throw new UsageError('train:probe: --net is required (a checkpoint written by train:rotnet)');
-    const meta = await loadCheckpoint(a.net);
-    const spec = specFromArgs(meta.args, a.net);
+    const described = await checkpointSpec(a.net, a.model);
     const outf = outfOf('train:probe', a);
-    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? spec.imageSize, channels: requestedChannels(a.channels) ?? (spec.inChannels === 1 ? 1 : 3) });
-    const trunk = buildModel(spec, a.manualSeed);
-    const disposers: (() => void)[] = [() => trunk.dispose()];
+    const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? described.imageSize, channels: requestedChannels(a.channels) ?? (described.inChannels === 1 ? 1 : 3) });
+    const disposers: (() => void)[] = [];
     try {
+      const spec = completeSpec(described, splits.train, described.normalize ?? (await channelStats(splits.train)), a.net);
+      const trunk = buildModel(spec, a.manualSeed);
+      disposers.push(() => trunk.dispose());
       checkDataMatches(spec, splits.train, 'train:probe');
       await loadCheckpoint(a.net, { model: trunk });
       trunk.eval();

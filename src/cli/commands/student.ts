@@ -63,7 +63,7 @@ export const student = defineCommand(
         const saved = JSON.parse(readFileSync(pseudoPath, 'utf8')) as { rows: number[]; labels: number[] };
         chosen = { rows: Int32Array.from(saved.rows), labels: Int32Array.from(saved.labels) };
       } else {
-        const { model: teacher, spec } = await loadClassifier(a.teacher);
+        const { model: teacher, spec } = await loadClassifier(a.teacher, splits.train);
         try {
           checkDataMatches(spec, unlabeled, `train:student: the teacher ${a.teacher}`);
           checkClassNames(a.teacher, spec, classes, `--dataroot ${a.dataroot ?? '(the built-in set)'}`);
