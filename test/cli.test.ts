@@ -17,6 +17,7 @@ import type { RotnetResult } from '../src/cli/commands/rotnet.js';
 import type { SesemiResult } from '../src/cli/commands/sesemi.js';
 import type { StudentResult } from '../src/cli/commands/student.js';
 import { runCommand } from '../src/cli/main.js';
+import { DeviceMemoryError } from '../src/train/step-memory.js';
 import { BUILTIN_ROOT } from '../src/data/builtin.js';
 import { DataError } from '../src/data/errors.js';
 import { memory } from '../src/index.js';
@@ -108,6 +109,20 @@ describe('train:rotnet', () => {
     await expect(run).rejects.toThrow(NonFiniteLossError);
     await expect(run).rejects.toThrow(/the loss became (NaN|Infinity)/);
     expect(existsSync(join(out('rotnet-nan'), 'net_epoch_2.safetensors'))).toBe(false);
+  });
+
+  it('a step larger than the device memory stops with one message before the run folder is made', async () => {
+    const previous = process.env.DAWNET_MEMORY;
+    process.env.DAWNET_MEMORY = '64KiB';
+    try {
+      const run = runCommand('train:rotnet', rotnetArgs(out('rotnet-oom'), 1));
+      await expect(run).rejects.toThrow(DeviceMemoryError);
+      await expect(run).rejects.toThrow(/needs about .* of device memory .* the device has 64\.0 KiB \(DAWNET_MEMORY\): (lower --batchSize|even one image)/);
+    } finally {
+      if (previous === undefined) delete process.env.DAWNET_MEMORY;
+      else process.env.DAWNET_MEMORY = previous;
+    }
+    expect(existsSync(out('rotnet-oom'))).toBe(false);
   });
 
   it('bad arguments and missing data are one clear error', async () => {

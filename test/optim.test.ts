@@ -339,6 +339,37 @@ describe('arenas split past the binding limit', () => {
     opt.dispose();
     dispose(params);
   });
+  it('clips a parameter larger than one binding in windows, to the same bits as unsplit', async () => {
+    // 3·2048 + 100 elements (about 25 KiB) under an 8 KiB ceiling: four windows of the norm.
+    const shapes = [[6244]];
+    const g = new Generator(9);
+    const p = randomArrays(shapes, g).map(f32);
+    const grads = randomArrays(shapes, g).map(f32);
+    const run = async (ceiling?: number): Promise<{ norm: number; params: Float32Array }> => {
+      backend().setBindingLimit(ceiling);
+      try {
+        const params = makeParams(p, shapes);
+        const opt = new optim.SGD(params, { lr: 0.1, momentum: 0.9 });
+        setGrads(params, grads);
+        const before = backend().windowed;
+        const norm = opt.clipGradNorm(1);
+        opt.step();
+        if (ceiling !== undefined) expect(backend().windowed).toBeGreaterThan(before);
+        const out = { norm: await norm.item(), params: (await params[0]!.toArray()) as Float32Array };
+        norm.dispose();
+        opt.dispose();
+        dispose(params);
+        return out;
+      } finally {
+        backend().setBindingLimit();
+      }
+    };
+    const split = await run(8192);
+    const whole = await run();
+    expect(split.norm).toBe(whole.norm);
+    expect(split.params).toEqual(whole.params);
+    expect(split.norm).toBeCloseTo(Math.sqrt(grads[0]!.reduce((s, x) => s + x * x, 0)), 3);
+  });
 });
 
 describe('steady state', () => {

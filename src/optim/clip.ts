@@ -2,15 +2,32 @@
 // per-workgroup sums of squares, then one workgroup sums them in a fixed order, writes the norm
 // to a tensor and the factor min(maxNorm / (norm + 1e-6), 1) to a small buffer that the next
 // update kernel multiplies the gradients by: one dispatch per chunk and one more (plus one per
-// parameter without a gradient), no readback.
+// parameter without a gradient), no readback. A chunk larger than one binding (a parameter past
+// the binding ceiling) is summed in windows of whole workgroups, so every partial covers the same
+// elements as unsplit and the norm keeps its bits.
 import type { BufferView } from '../gpu/backend.js';
 import { launch } from '../gpu/launch.js';
+import { planWindows, type Window } from '../gpu/windows.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { arenaView, runGrid, type Chunk } from './arena.js';
 
 /** Elements one workgroup of grad_norm_partial sums (ITEMS · WG in kernels/optim.wgsl). */
 const PER_WORKGROUP = 8 * 256;
+
+/**
+ * Windows of a chunk's `groups` workgroups that each bind within the ceiling: all of them when
+ * the chunk fits; else windows starting on multiples of PER_WORKGROUP elements (8 KiB, which
+ * every device's offset alignment divides), so a ceiling below 8 KiB cannot split the norm.
+ */
+function workgroupWindows(elements: number, groups: number): Window[] {
+  const gpu = backend();
+  if (elements * 4 <= gpu.bindingLimit) return [{ start: 0, count: groups }];
+  if (gpu.bindingLimit < PER_WORKGROUP * 4) {
+    throw new Error(`clipGradNorm: a ${elements}-element parameter arena passes the ${gpu.bindingLimit}-byte binding ceiling, and the norm splits only in windows of ${PER_WORKGROUP * 4} bytes; raise DAWNET_MAX_BINDING`);
+  }
+  return planWindows(groups, [PER_WORKGROUP * 4], gpu.bindingLimit, gpu.limits.minStorageBufferOffsetAlignment).windows;
+}
 
 export class GradNorm {
   /** [norm, factor], bound read-only as `clip_coef` by the update kernels. */
@@ -41,7 +58,12 @@ export class GradNorm {
         if (!s.param.grad && s.size > 0) launch('optim', 'grad_zero', { grad_rw: grad }, { start: s.offset, count: s.size }, runGrid(chunk, { start: s.offset, count: s.size }, ['grad_rw']));
       }
       const groups = Math.ceil(chunk.elements / PER_WORKGROUP);
-      launch('optim', 'grad_norm_partial', { grad, partials }, { count: chunk.elements, partial_offset: offset }, [groups]);
+      for (const w of workgroupWindows(chunk.elements, groups)) {
+        const start = w.start * PER_WORKGROUP;
+        const count = Math.min(chunk.elements, (w.start + w.count) * PER_WORKGROUP) - start;
+        const window = { buffer: grad.buffer, offset: grad.offset + start * 4, size: count * 4 };
+        launch('optim', 'grad_norm_partial', { grad: window, partials }, { count, partial_offset: offset + w.start }, [w.count]);
+      }
       offset += groups;
     }
     const norm = Tensor.empty([]);

@@ -153,6 +153,8 @@ export interface ProgressState {
   steps: number;
   loss?: number;
   imagesPerSecond?: number;
+  /** The peak GPU memory since the last report (memory().peakBytesInUse). */
+  peakMemoryMiB?: number;
   extra?: Record<string, number>;
 }
 
@@ -232,16 +234,17 @@ export class Run {
       ep: s.epoch,
       loss: s.loss === undefined ? '-' : s.loss.toFixed(4),
       speed: s.imagesPerSecond === undefined ? '-' : s.imagesPerSecond.toFixed(1),
+      peak: s.peakMemoryMiB === undefined ? '-' : s.peakMemoryMiB.toFixed(1),
       extra: s.extra ? Object.entries(s.extra).map(([k, v]) => ` | ${k} ${v.toFixed(4)}`).join('') : '',
     };
     if (!this.tty) {
-      process.stderr.write(`epoch ${s.epoch}/${s.epochs} step ${s.step}/${s.steps} | ${fields.speed} img/s | loss ${fields.loss}${fields.extra}\n`);
+      process.stderr.write(`epoch ${s.epoch}/${s.epochs} step ${s.step}/${s.steps} | ${fields.speed} img/s | peak ${fields.peak} MiB | loss ${fields.loss}${fields.extra}\n`);
       return;
     }
     if (!this.bar) {
       this.bar = new cliProgress.SingleBar(
         {
-          format: 'epoch {ep}/{epochs} |{bar}| {value}/{total} | {speed} img/s | loss {loss}{extra} | ETA {eta_formatted}',
+          format: 'epoch {ep}/{epochs} |{bar}| {value}/{total} | {speed} img/s | peak {peak} MiB | loss {loss}{extra} | ETA {eta_formatted}',
           stream: process.stderr,
           hideCursor: true,
           etaBuffer: 50,

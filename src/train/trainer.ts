@@ -56,6 +56,8 @@ export class Trainer {
   private images = 0;
   private reportedAt = performance.now();
   private lastReport: Record<string, number> = {};
+  /** The peak memory of the latest report, shown again between reports on a terminal. */
+  private lastPeakMiB: number | undefined;
   private stopReason: string | null = null;
 
   constructor(readonly run: Run, readonly options: TrainerOptions) {}
@@ -102,9 +104,10 @@ export class Trainer {
     return this.stopReason !== null;
   }
 
-  private showProgress(imagesPerSecond?: number): void {
+  private showProgress(imagesPerSecond?: number, peakMemoryMiB = this.lastPeakMiB): void {
     const { loss, ...extra } = this.lastReport;
     this.run.progress({
+      peakMemoryMiB,
       epoch: this.epoch + 1,
       epochs: this.options.epochs,
       step: this.stepInEpoch,
@@ -130,8 +133,10 @@ export class Trainer {
     const seconds = (performance.now() - this.reportedAt) / 1000;
     const imagesPerSecond = this.images / Math.max(seconds, 1e-9);
     this.lastReport = values;
-    this.showProgress(imagesPerSecond);
-    this.run.metric({ kind: 'step', epoch: this.epoch + 1, step: this.step, ...values, imagesPerSecond: Number(imagesPerSecond.toFixed(2)), peakMemoryMiB: takePeakMiB() });
+    const peakMemoryMiB = takePeakMiB();
+    this.lastPeakMiB = peakMemoryMiB;
+    this.showProgress(imagesPerSecond, peakMemoryMiB);
+    this.run.metric({ kind: 'step', epoch: this.epoch + 1, step: this.step, ...values, imagesPerSecond: Number(imagesPerSecond.toFixed(2)), peakMemoryMiB });
     this.images = 0;
     this.reportedAt = performance.now();
   }

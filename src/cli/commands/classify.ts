@@ -11,6 +11,7 @@ import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { fitClassifier, type FitResult } from '../../train/fit.js';
 import { freezeThrough } from '../../train/freeze.js';
 import { Run } from '../../train/run.js';
+import { requireClassifierStepFits } from '../../train/step-memory.js';
 import { UsageError, type Flags, type Parsed } from '../args.js';
 import { asUsageError, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
 import { requestedChannels, dataFlags, labelFlags, modelFlags, netModelFlag, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
@@ -57,6 +58,7 @@ async function classify(name: string, a: ClassifyArgs, source: Source): Promise<
     const normalize = await channelStats(splits.train);
     const spec = await source.spec(splits.train, normalize);
     checkDataMatches(spec, splits.train, name);
+    requireClassifierStepFits(spec, [splits.train.channels, splits.train.imageSize, splits.train.imageSize], a.batchSize);
     defaultGenerator.manualSeed(a.manualSeed);
     const model = buildModel(spec, a.manualSeed);
     try {

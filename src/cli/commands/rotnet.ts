@@ -11,6 +11,7 @@ import { channelStats, openSplits } from '../../train/splits.js';
 import { evaluate } from '../../train/evaluate.js';
 import { imageGridPng } from '../../train/png.js';
 import { Run } from '../../train/run.js';
+import { requireClassifierStepFits } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
@@ -59,6 +60,7 @@ export const rotnet = defineCommand(
       transform: transformOf(normalize, { rotation: a.rotations === 4 ? 'all' : 'random' }),
     });
     const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, { rotation: 'all' }) });
+    requireClassifierStepFits(spec, [train.channels, train.imageSize, train.imageSize], a.batchSize, a.rotations);
     // The run folder before any GPU memory, so that a refused folder leaves none behind.
     const run = new Run(outf, 'train:rotnet', a);
     const model = buildModel(spec, a.manualSeed);

@@ -1,0 +1,78 @@
+// Device memory as a limit a user can act on: before a command opens its run folder, one
+// training step is measured on 1 and on 3 images (model, gradients, optimizer state and
+// activations, built afresh and freed), scaled linearly to the batch, and compared with what the
+// device has. A step that cannot fit stops here with one message, before anything is written.
+import { freemem } from 'node:os';
+import { buildModel, type ModelSpec } from '../../models/registry.js';
+import { zeros } from '../creation.js';
+import * as F from '../functional.js';
+import { parseBytes } from '../gpu/windows.js';
+import { formatBytes } from '../gpu/pool.js';
+import { SGD } from '../optim/sgd.js';
+import { backend } from '../runtime.js';
+import { scope } from '../scope.js';
+
+/** Raised when a training step needs more memory than the device has. */
+export class DeviceMemoryError extends Error {}
+
+/**
+ * Bytes the device has for a training step: DAWNET_MEMORY (e.g. "2GiB") when set; else, on a
+ * software adapter whose buffers live in host memory, the free host memory plus what dawnet
+ * already holds; else null (WebGPU does not report a GPU's memory, so only DAWNET_MEMORY limits it).
+ */
+export function deviceMemory(): number | null {
+  const asked = process.env.DAWNET_MEMORY;
+  if (asked) return parseBytes(asked);
+  const gpu = backend();
+  return gpu.isSoftware ? freemem() + gpu.memory().bytesInUse : null;
+}
+
+/** Peak bytes `step(n)` adds over what is held before it (its tensors freed after). */
+function measure(step: (n: number) => void, n: number): number {
+  const gpu = backend();
+  const before = gpu.memory().bytesInUse;
+  gpu.resetPeak();
+  scope(() => step(n));
+  return Math.max(0, gpu.memory().peakBytesInUse - before);
+}
+
+/**
+ * Throws DeviceMemoryError when `step` (one whole training step on n images, building and
+ * freeing its own model and optimizer) needs more than the device has at `batch` images; the
+ * message names the need, the memory and `flag`, the flag that sets the batch.
+ */
+export function requireStepFits(step: (n: number) => void, batch: number, flag = '--batchSize'): void {
+  const has = deviceMemory();
+  if (has === null) return;
+  const one = measure(step, 1);
+  const three = measure(step, 3);
+  const perImage = Math.max(0, (three - one) / 2);
+  const need = Math.max(one, three, one + perImage * (batch - 1));
+  backend().resetPeak();
+  if (need <= has) return;
+  const fits = Math.floor((has - (one - perImage)) / Math.max(perImage, 1));
+  const advice = fits >= 1 ? `lower ${flag} to ${fits} or less` : `even one image does not fit; use a smaller model or --imageSize`;
+  throw new DeviceMemoryError(
+    `a training step at ${flag} ${batch} needs about ${formatBytes(need)} of device memory (measured on 1 and 3 images, scaled), and the device has ${formatBytes(has)}${process.env.DAWNET_MEMORY ? ' (DAWNET_MEMORY)' : ''}: ${advice}. Nothing was written.`,
+  );
+}
+
+/**
+ * requireStepFits for a classifier trained with SGD (momentum) and cross-entropy on images of
+ * `imageShape` (C, H, W), `perSample` images per sample of the batch (RotNet's 4 rotations).
+ */
+export function requireClassifierStepFits(spec: ModelSpec, imageShape: readonly number[], batch: number, perSample = 1): void {
+  requireStepFits((n) => {
+    const model = buildModel(spec, 0);
+    const optimizer = new SGD(model.parameters(), { lr: 0, momentum: 0.9 });
+    try {
+      const images = n * perSample;
+      F.crossEntropy(model.forward(zeros([images, ...imageShape])), zeros([images], { dtype: 'int32' })).backward();
+      optimizer.step();
+    } finally {
+      optimizer.zeroGrad();
+      optimizer.dispose();
+      model.dispose();
+    }
+  }, batch);
+}
