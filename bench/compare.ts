@@ -67,7 +67,8 @@ export const readPytorch = (path: string, measured: readonly Named[]): PeerRun =
 /**
  * PyTorch on this machine's CPU, measured now, after dawnet's workloads (never beside them):
  * bench/pytorch_bench.py --device cpu under Debian's interpreter, which apt's python3-torch
- * installs into. OPENBLAS_CORETYPE is dropped so that the BLAS picks its kernels for this CPU.
+ * installs into. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are dropped together, so that OpenBLAS
+ * picks its kernels and blocking for this CPU.
  */
 export function measurePytorchCpu(measured: readonly Named[], { quick, only }: { quick: boolean; only: string | null }): PeerRun {
   const python = process.env.DAWNET_PYTHON ?? '/usr/bin/python3';
@@ -75,6 +76,7 @@ export function measurePytorchCpu(measured: readonly Named[], { quick, only }: {
   const args = [script, '--device', 'cpu', ...(quick ? ['--quick'] : []), ...(only ? ['--only', only] : [])];
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
   process.stderr.write(`pytorch: ${python} ${args.join(' ')}\n`);
   const run = spawnSync(python, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20 });
   if (run.status !== 0) throw new Error(`bench/pytorch_bench.py failed (${run.status ?? run.signal}${run.error ? `: ${run.error.message}` : ''}); is python3-torch installed?`);
