@@ -75,6 +75,22 @@ const probeRun = once(async () => (await runCommand('train:probe', [...tiny, '--
 const supervisedRun = once(async () => (await runCommand('train:supervised', [...tiny, ...nin3, '--trainSamples', '4', '--epochs', '1', '--batchSize', '4', '--outf', out('supervised')])) as ClassifyResult);
 const sesemiRun = once(async () => (await runCommand('train:sesemi', [...tiny, ...nin3, '--trainSamples', '2', '--epochs', '1', '--batchSize', '4', '--outf', out('sesemi')])) as SesemiResult);
 
+/** Runs `command` under a 64 KiB DAWNET_MEMORY: it must stop with the one message, its --outf unmade. */
+async function expectStepTooLarge(command: string, args: string[]): Promise<void> {
+  const outf = args[args.indexOf('--outf') + 1]!;
+  const previous = process.env.DAWNET_MEMORY;
+  process.env.DAWNET_MEMORY = '64KiB';
+  try {
+    const run = runCommand(command, args);
+    await expect(run).rejects.toThrow(DeviceMemoryError);
+    await expect(run).rejects.toThrow(/needs about .* of device memory .* the device has 64\.0 KiB \(DAWNET_MEMORY\): (lower --batchSize|even one image)/);
+  } finally {
+    if (previous === undefined) delete process.env.DAWNET_MEMORY;
+    else process.env.DAWNET_MEMORY = previous;
+  }
+  expect(existsSync(outf)).toBe(false);
+}
+
 describe('train:rotnet', () => {
   it('trains, evaluates rotation accuracy, and writes checkpoints, metrics, curves and arguments', async () => {
     const r = await rotnetRun();
@@ -112,17 +128,7 @@ describe('train:rotnet', () => {
   });
 
   it('a step larger than the device memory stops with one message before the run folder is made', async () => {
-    const previous = process.env.DAWNET_MEMORY;
-    process.env.DAWNET_MEMORY = '64KiB';
-    try {
-      const run = runCommand('train:rotnet', rotnetArgs(out('rotnet-oom'), 1));
-      await expect(run).rejects.toThrow(DeviceMemoryError);
-      await expect(run).rejects.toThrow(/needs about .* of device memory .* the device has 64\.0 KiB \(DAWNET_MEMORY\): (lower --batchSize|even one image)/);
-    } finally {
-      if (previous === undefined) delete process.env.DAWNET_MEMORY;
-      else process.env.DAWNET_MEMORY = previous;
-    }
-    expect(existsSync(out('rotnet-oom'))).toBe(false);
+    await expectStepTooLarge('train:rotnet', rotnetArgs(out('rotnet-oom'), 1));
   });
 
   it('bad arguments and missing data are one clear error', async () => {
@@ -235,6 +241,24 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
     expect(r.pseudoLabelAccuracy).toBeGreaterThanOrEqual(0);
     expect(existsSync(join(out('student'), 'pseudo_labels.json'))).toBe(true);
     expect(existsSync(join(out('student'), 'finetune', 'net_epoch_1.safetensors'))).toBe(true);
+  });
+
+  it('train:probe, a step larger than the device memory: one message, no run folder', async () => {
+    await expectStepTooLarge('train:probe', [...tiny, '--net', await net(), '--blocks', 'conv1', '--batchSize', '8', '--outf', out('probe-oom')]);
+  });
+
+  it('train:sesemi, a step larger than the device memory: one message, no run folder', async () => {
+    await expectStepTooLarge('train:sesemi', [...tiny, ...nin3, '--trainSamples', '2', '--batchSize', '4', '--outf', out('sesemi-oom')]);
+  });
+
+  it('train:dcgan, a step larger than the device memory: one message, no run folder', async () => {
+    await expectStepTooLarge('train:dcgan', ['--dataroot', data, '--imageSize', '32', '--nz', '8', '--ngf', '8', '--ndf', '8', '--batchSize', '8', '--outf', out('dcgan-oom')]);
+  });
+
+  it('train:student, a step larger than the device memory: one message before the teacher writes pseudo-labels', async () => {
+    await supervisedRun();
+    const teacher = join(out('supervised'), 'net_epoch_1.safetensors');
+    await expectStepTooLarge('train:student', [...tiny, ...nin3, '--teacher', teacher, '--trainSamples', '2', '--batchSize', '4', '--outf', out('student-oom')]);
   });
 
   it('evaluate scores one checkpoint and an ensemble by averaged softmax', async () => {
