@@ -36,6 +36,18 @@ function measure(step: (n: number) => void, n: number): number {
   return Math.max(0, gpu.memory().peakBytesInUse - before);
 }
 
+/** What `step` needs, measured on 1 and on 3 images: bytes at `batch` images, and the largest batch `has` bytes hold (0: not one). */
+function stepNeed(step: (n: number) => void): { bytes: (batch: number) => number; fits: (has: number) => number } {
+  const one = measure(step, 1);
+  const three = measure(step, 3);
+  backend().resetPeak();
+  const perImage = Math.max(0, (three - one) / 2);
+  return {
+    bytes: (batch) => Math.max(one, three, one + perImage * (batch - 1)),
+    fits: (has) => Math.max(0, Math.floor((has - (one - perImage)) / Math.max(perImage, 1))),
+  };
+}
+
 /**
  * Throws DeviceMemoryError when `step` (one whole training step on n images, building and
  * freeing its own model and optimizer) needs more than the device has at `batch` images; the
@@ -44,25 +56,29 @@ function measure(step: (n: number) => void, n: number): number {
 export function requireStepFits(step: (n: number) => void, batch: number, flag = '--batchSize'): void {
   const has = deviceMemory();
   if (has === null) return;
-  const one = measure(step, 1);
-  const three = measure(step, 3);
-  const perImage = Math.max(0, (three - one) / 2);
-  const need = Math.max(one, three, one + perImage * (batch - 1));
-  backend().resetPeak();
-  if (need <= has) return;
-  const fits = Math.floor((has - (one - perImage)) / Math.max(perImage, 1));
+  const need = stepNeed(step);
+  const bytes = need.bytes(batch);
+  if (bytes <= has) return;
+  const fits = need.fits(has);
   const advice = fits >= 1 ? `lower ${flag} to ${fits} or less` : `even one image does not fit; use a smaller model or --imageSize`;
   throw new DeviceMemoryError(
-    `a training step at ${flag} ${batch} needs about ${formatBytes(need)} of device memory (measured on 1 and 3 images, scaled), and the device has ${formatBytes(has)}${process.env.DAWNET_MEMORY ? ' (DAWNET_MEMORY)' : ''}: ${advice}. Nothing was written.`,
+    `a training step at ${flag} ${batch} needs about ${formatBytes(bytes)} of device memory (measured on 1 and 3 images, scaled), and the device has ${formatBytes(has)}${process.env.DAWNET_MEMORY ? ' (DAWNET_MEMORY)' : ''}: ${advice}. Nothing was written.`,
   );
 }
 
+/** `batch`, or the largest smaller batch whose step fits the device (at least 1; the step's own check reports what does not). */
+export function batchThatFits(step: (n: number) => void, batch: number): number {
+  const has = deviceMemory();
+  if (has === null) return batch;
+  return Math.max(1, Math.min(batch, stepNeed(step).fits(has)));
+}
+
 /**
- * requireStepFits for a classifier trained with SGD (momentum) and cross-entropy on images of
+ * One training step of a classifier trained with SGD (momentum) and cross-entropy on images of
  * `imageShape` (C, H, W), `perSample` images per sample of the batch (RotNet's 4 rotations).
  */
-export function requireClassifierStepFits(spec: ModelSpec, imageShape: readonly number[], batch: number, perSample = 1): void {
-  requireStepFits((n) => {
+export function classifierStep(spec: ModelSpec, imageShape: readonly number[], perSample = 1): (n: number) => void {
+  return (n) => {
     const model = buildModel(spec, 0);
     const optimizer = new SGD(model.parameters(), { lr: 0, momentum: 0.9 });
     try {
@@ -74,5 +90,10 @@ export function requireClassifierStepFits(spec: ModelSpec, imageShape: readonly 
       optimizer.dispose();
       model.dispose();
     }
-  }, batch);
+  };
+}
+
+/** requireStepFits for classifierStep. */
+export function requireClassifierStepFits(spec: ModelSpec, imageShape: readonly number[], batch: number, perSample = 1): void {
+  requireStepFits(classifierStep(spec, imageShape, perSample), batch);
 }
