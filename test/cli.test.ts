@@ -273,14 +273,19 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
     expect(both.top1).toBeGreaterThanOrEqual(0);
   });
 
-  it('npm run experiment:fmnist chains the commands into a table and a plot (tiny settings, its own process)', () => {
+  it('npm run experiment:fmnist chains the commands into a table and a plot, at the batch the memory holds (tiny settings, its own process)', () => {
     const outf = out('experiment');
+    // A RotNet step of NIN-3 at 16 px takes about 24 MiB at one image and 9.5 MiB more per image:
+    // 48 MiB holds 3 of the asked 4.
+
     const r = spawnSync(
       'npx',
       ['tsx', 'scripts/experiment-fmnist.ts', '--dataroot', data, '--imageSize', '16', '--ninStages', '3', '--labels', '2', '--rotnetEpochs', '1', '--epochs', '1', '--epochSize', '8', '--batchSize', '4', '--outf', outf],
-      { encoding: 'utf8', env: { ...process.env, DAWNET_QUIET: '1' } },
+      { encoding: 'utf8', env: { ...process.env, DAWNET_QUIET: '1', DAWNET_MEMORY: '48MiB' } },
     );
     expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('a RotNet step at --batchSize 4 does not fit the device memory; every run takes --batchSize 3, the largest that fits');
+    expect(JSON.parse(readFileSync(join(outf, 'rotnet', 'args.json'), 'utf8'))).toMatchObject({ batchSize: 3 });
     const table = readFileSync(join(outf, 'results.md'), 'utf8');
     expect(table).toMatch(/\| 2 \| \d+\.\d % \| \d+\.\d % \|/);
     expect(table).toMatch(/\| all \| — \| \d+\.\d % \|/);

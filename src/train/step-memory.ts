@@ -44,7 +44,7 @@ function stepNeed(step: (n: number) => void): { bytes: (batch: number) => number
   const perImage = Math.max(0, (three - one) / 2);
   return {
     bytes: (batch) => Math.max(one, three, one + perImage * (batch - 1)),
-    fits: (has) => Math.max(0, Math.floor((has - (one - perImage)) / Math.max(perImage, 1))),
+    fits: (has) => (Math.max(one, three) > has ? 0 : Math.floor((has - (one - perImage)) / Math.max(perImage, 1))),
   };
 }
 
