@@ -31,7 +31,7 @@ const command = {
     rotnetEpochs: { type: 'int', default: 30, help: 'epochs of RotNet pretraining' },
     epochs: { type: 'int', default: 60, help: 'epochs of each classifier' },
     epochSize: { type: 'int', default: 10000, help: 'images per classifier epoch, drawn with repetition from the K per class' },
-    batchSize: { type: 'int', default: 128, help: 'images per step' },
+    batchSize: { type: 'int', default: 128, help: 'images per step (lowered to the largest batch the device memory holds)' },
     outf: { type: 'string', default: 'runs/experiment-fmnist', help: 'output folder' },
     manualSeed: { type: 'int', default: 0, help: 'seed' },
     maxIters: { type: 'int', default: 0, help: 'stop every run after this many steps (smoke runs)' },
