@@ -8,9 +8,11 @@ import { zeros } from '../creation.js';
 import * as F from '../functional.js';
 import { parseBytes } from '../gpu/windows.js';
 import { formatBytes } from '../gpu/pool.js';
+import type { Module } from '../nn/module.js';
 import { SGD } from '../optim/sgd.js';
 import { backend } from '../runtime.js';
 import { scope } from '../scope.js';
+import type { Tensor } from '../tensor.js';
 
 /** Raised when a training step needs more memory than the device has. */
 export class DeviceMemoryError extends Error {}
@@ -74,16 +76,15 @@ export function batchThatFits(step: (n: number) => void, batch: number): number 
 }
 
 /**
- * One training step of a classifier trained with SGD (momentum) and cross-entropy on images of
- * `imageShape` (C, H, W), `perSample` images per sample of the batch (RotNet's 4 rotations).
+ * One training step with SGD (momentum) on a module built afresh: `backward(model, n)` runs the
+ * forward and backward passes on n images; the model and its optimizer are freed after.
  */
-export function classifierStep(spec: ModelSpec, imageShape: readonly number[], perSample = 1): (n: number) => void {
+export function sgdStep<M extends Module>(build: () => M, backward: (model: M, n: number) => void): (n: number) => void {
   return (n) => {
-    const model = buildModel(spec, 0);
+    const model = build();
     const optimizer = new SGD(model.parameters(), { lr: 0, momentum: 0.9 });
     try {
-      const images = n * perSample;
-      F.crossEntropy(model.forward(zeros([images, ...imageShape])), zeros([images], { dtype: 'int32' })).backward();
+      backward(model, n);
       optimizer.step();
     } finally {
       optimizer.zeroGrad();
@@ -91,6 +92,22 @@ export function classifierStep(spec: ModelSpec, imageShape: readonly number[], p
       model.dispose();
     }
   };
+}
+
+/** Cross-entropy of `logits` against n labels (their values do not change the memory). */
+export function anyLabelsLoss(logits: Tensor): Tensor {
+  return F.crossEntropy(logits, zeros([logits.shape[0]!], { dtype: 'int32' }));
+}
+
+/**
+ * One training step of a classifier trained with SGD (momentum) and cross-entropy on images of
+ * `imageShape` (C, H, W), `perSample` images per sample of the batch (RotNet's 4 rotations).
+ */
+export function classifierStep(spec: ModelSpec, imageShape: readonly number[], perSample = 1): (n: number) => void {
+  return sgdStep(
+    () => buildModel(spec, 0),
+    (model, n) => anyLabelsLoss(model.forward(zeros([n * perSample, ...imageShape]))).backward(),
+  );
 }
 
 /** requireStepFits for classifierStep. */

@@ -17,7 +17,7 @@ import type { Tensor } from '../../tensor.js';
 import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { Meter } from '../../train/meter.js';
 import { Run } from '../../train/run.js';
-import { requireStepFits } from '../../train/step-memory.js';
+import { anyLabelsLoss, requireStepFits, sgdStep } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss, type EpochMetrics, type StepMetrics } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
@@ -95,19 +95,16 @@ export const probe = defineCommand(
         });
       };
       // The step: the frozen trunk's features at the batch (no gradients), every head trained on them.
-      requireStepFits((n) => {
-        const fresh = new ProbeHeads(makeHeads(a.manualSeed + 10));
-        const optimizer = new SGD(fresh.parameters(), { lr: 0, momentum: 0.9 });
-        try {
-          const features = noGrad(() => trunk.features(zeros([n, spec.inChannels, spec.imageSize, spec.imageSize]), blocks));
-          for (const [b, head] of fresh.heads) F.crossEntropy(head.forward(features[b]!), zeros([n], { dtype: 'int32' })).backward();
-          optimizer.step();
-        } finally {
-          optimizer.zeroGrad();
-          optimizer.dispose();
-          fresh.dispose();
-        }
-      }, a.batchSize);
+      requireStepFits(
+        sgdStep(
+          () => new ProbeHeads(makeHeads(a.manualSeed + 10)),
+          (fresh, n) => {
+            const features = noGrad(() => trunk.features(zeros([n, spec.inChannels, spec.imageSize, spec.imageSize]), blocks));
+            for (const [b, head] of fresh.heads) anyLabelsLoss(head.forward(features[b]!)).backward();
+          },
+        ),
+        a.batchSize,
+      );
       defaultGenerator.manualSeed(a.manualSeed);
       const heads = makeHeads(a.manualSeed + 10);
       const all = new ProbeHeads(heads);

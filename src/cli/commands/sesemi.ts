@@ -17,7 +17,7 @@ import type { Tensor } from '../../tensor.js';
 import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { evaluate, type Accuracy } from '../../train/evaluate.js';
 import { Run } from '../../train/run.js';
-import { requireStepFits } from '../../train/step-memory.js';
+import { anyLabelsLoss, requireStepFits, sgdStep } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
@@ -86,20 +86,13 @@ export const sesemi = defineCommand(
       // The step: n labeled images through the classifier and the unlabeled batch beside them
       // (in the same ratio as the loaders') through the rotation head.
       const unlabeledPerLabeled = (a.unlabeledBatchSize ?? a.batchSize) / a.batchSize;
-      requireStepFits((n) => {
-        const fresh = sesemiNet();
-        const optimizer = new SGD(fresh.parameters(), { lr: 0, momentum: 0.9 });
-        try {
+      requireStepFits(
+        sgdStep(sesemiNet, (fresh, n) => {
           const u = Math.max(1, Math.round(n * unlabeledPerLabeled));
-          const supervised = F.crossEntropy(fresh.net.forward(zeros([n, ...image])), zeros([n], { dtype: 'int32' }));
-          F.add(supervised, F.crossEntropy(fresh.rotationLogits(zeros([u, ...image])), zeros([u], { dtype: 'int32' }))).backward();
-          optimizer.step();
-        } finally {
-          optimizer.zeroGrad();
-          optimizer.dispose();
-          fresh.dispose();
-        }
-      }, a.batchSize);
+          F.add(anyLabelsLoss(fresh.net.forward(zeros([n, ...image]))), anyLabelsLoss(fresh.rotationLogits(zeros([u, ...image])))).backward();
+        }),
+        a.batchSize,
+      );
       defaultGenerator.manualSeed(a.manualSeed);
       const order = new Generator(a.manualSeed + 1);
       const crop = a.augment ? { crop: { padding: Math.max(1, Math.round(spec.imageSize / 8)) }, hflip: 0.5 } : {};
