@@ -1,5 +1,5 @@
 // Device memory as a limit a user can act on: before a command opens its run folder, one
-// training step is measured on 1 and on 3 images (model, gradients, optimizer state and
+// training step is measured on 2 and on 4 images (model, gradients, optimizer state and
 // activations, built afresh and freed), scaled linearly to the batch, and compared with what the
 // device has. A step that cannot fit stops here with one message, before anything is written.
 import { freemem } from 'node:os';
@@ -38,15 +38,18 @@ function measure(step: (n: number) => void, n: number): number {
   return Math.max(0, gpu.memory().peakBytesInUse - before);
 }
 
-/** What `step` needs, measured on 1 and on 3 images: bytes at `batch` images, and the largest batch `has` bytes hold (0: not one). */
+/**
+ * What `step` needs, measured on 2 and on 4 images (a batch norm in training needs two):
+ * bytes at `batch` images, and the largest batch `has` bytes hold (0: not two).
+ */
 function stepNeed(step: (n: number) => void): { bytes: (batch: number) => number; fits: (has: number) => number } {
-  const one = measure(step, 1);
-  const three = measure(step, 3);
+  const two = measure(step, 2);
+  const four = measure(step, 4);
   backend().resetPeak();
-  const perImage = Math.max(0, (three - one) / 2);
+  const perImage = Math.max(0, (four - two) / 2);
   return {
-    bytes: (batch) => Math.max(one, three, one + perImage * (batch - 1)),
-    fits: (has) => (Math.max(one, three) > has ? 0 : Math.floor((has - (one - perImage)) / Math.max(perImage, 1))),
+    bytes: (batch) => Math.max(two, two + perImage * (batch - 2)),
+    fits: (has) => (two > has ? 0 : 2 + Math.floor((has - two) / Math.max(perImage, 1))),
   };
 }
 
@@ -62,9 +65,9 @@ export function requireStepFits(step: (n: number) => void, batch: number, flag =
   const bytes = need.bytes(batch);
   if (bytes <= has) return;
   const fits = need.fits(has);
-  const advice = fits >= 1 ? `lower ${flag} to ${fits} or less` : `even one image does not fit; use a smaller model or --imageSize`;
+  const advice = fits >= 1 ? `lower ${flag} to ${fits} or less` : `not even 2 images fit; use a smaller model or --imageSize`;
   throw new DeviceMemoryError(
-    `a training step at ${flag} ${batch} needs about ${formatBytes(bytes)} of device memory (measured on 1 and 3 images, scaled), and the device has ${formatBytes(has)}${process.env.DAWNET_MEMORY ? ' (DAWNET_MEMORY)' : ''}: ${advice}. Nothing was written.`,
+    `a training step at ${flag} ${batch} needs about ${formatBytes(bytes)} of device memory (measured on 2 and 4 images, scaled), and the device has ${formatBytes(has)}${process.env.DAWNET_MEMORY ? ' (DAWNET_MEMORY)' : ''}: ${advice}. Nothing was written.`,
   );
 }
 
