@@ -11,9 +11,12 @@ import { runMain } from '../src/cli/errors.js';
 import type { ClassifyResult } from '../src/cli/commands/classify.js';
 import type { ProbeResult } from '../src/cli/commands/probe.js';
 import type { RotnetResult } from '../src/cli/commands/rotnet.js';
+import { modelSpecOf } from '../src/cli/common.js';
 import { runCommand } from '../src/cli/main.js';
 import { backend, init, shutdown } from '../src/runtime.js';
 import { plotPng } from '../src/train/png.js';
+import { openSplits } from '../src/train/splits.js';
+import { batchThatFits, classifierStep } from '../src/train/step-memory.js';
 import { writeFileAtomicSync } from '../src/atomic-file.js';
 
 const command = {
@@ -28,7 +31,7 @@ const command = {
     rotnetEpochs: { type: 'int', default: 30, help: 'epochs of RotNet pretraining' },
     epochs: { type: 'int', default: 60, help: 'epochs of each classifier' },
     epochSize: { type: 'int', default: 10000, help: 'images per classifier epoch, drawn with repetition from the K per class' },
-    batchSize: { type: 'int', default: 128, help: 'images per step' },
+    batchSize: { type: 'int', default: 128, help: 'images per step (lowered to the largest batch the device memory holds)' },
     outf: { type: 'string', default: 'runs/experiment-fmnist', help: 'output folder' },
     manualSeed: { type: 'int', default: 0, help: 'seed' },
     maxIters: { type: 'int', default: 0, help: 'stop every run after this many steps (smoke runs)' },
@@ -48,7 +51,8 @@ async function main(argv: readonly string[]): Promise<void> {
   if (ks.some((k) => !(Number.isInteger(k) && k > 0))) throw new UsageError(`--labels must be positive integers, got '${a.labels}'`);
   await init();
   try {
-    const common = ['--dataroot', a.dataroot, '--batchSize', String(a.batchSize), '--manualSeed', String(a.manualSeed), '--maxIters', String(a.maxIters), ...(a.imageSize ? ['--imageSize', String(a.imageSize)] : [])];
+    const batchSize = await fittingBatchSize(a);
+    const common = ['--dataroot', a.dataroot, '--batchSize', String(batchSize), '--manualSeed', String(a.manualSeed), '--maxIters', String(a.maxIters), ...(a.imageSize ? ['--imageSize', String(a.imageSize)] : [])];
     const model = ['--model', a.model, '--ninStages', String(a.ninStages)];
     const rotnetOut = join(a.outf, 'rotnet');
     const resume = existsSync(join(rotnetOut, `net_epoch_${a.rotnetEpochs}.safetensors`));
@@ -70,6 +74,24 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(readFileSync(join(a.outf, 'results.md'), 'utf8'));
   } finally {
     shutdown();
+  }
+}
+
+/**
+ * --batchSize, or the largest batch whose RotNet step (4 rotations of each image: the largest
+ * step of the experiment) fits the device memory, said in one line; every run then takes it.
+ */
+async function fittingBatchSize(a: { dataroot: string; imageSize?: number; model: string; ninStages: number; batchSize: number }): Promise<number> {
+  const splits = await openSplits(a.dataroot, { ...(a.imageSize ? { imageSize: a.imageSize } : {}), unlabeled: true });
+  try {
+    const { channels, imageSize } = splits.train;
+    // Memory does not depend on the normalisation's values.
+    const spec = modelSpecOf(a, splits.train, 4, { mean: Array(channels).fill(0), std: Array(channels).fill(1) });
+    const batch = batchThatFits(classifierStep(spec, [channels, imageSize, imageSize], 4), a.batchSize);
+    if (batch < a.batchSize) process.stderr.write(`experiment:fmnist: a RotNet step at --batchSize ${a.batchSize} does not fit the device memory; every run takes --batchSize ${batch}, the largest that fits\n`);
+    return batch;
+  } finally {
+    await splits.close();
   }
 }
 

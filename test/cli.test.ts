@@ -75,6 +75,22 @@ const probeRun = once(async () => (await runCommand('train:probe', [...tiny, '--
 const supervisedRun = once(async () => (await runCommand('train:supervised', [...tiny, ...nin3, '--trainSamples', '4', '--epochs', '1', '--batchSize', '4', '--outf', out('supervised')])) as ClassifyResult);
 const sesemiRun = once(async () => (await runCommand('train:sesemi', [...tiny, ...nin3, '--trainSamples', '2', '--epochs', '1', '--batchSize', '4', '--outf', out('sesemi')])) as SesemiResult);
 
+/** Runs `command` under a 64 KiB DAWNET_MEMORY: it must stop with the one message, its --outf unmade. */
+async function expectStepTooLarge(command: string, args: string[]): Promise<void> {
+  const outf = args[args.indexOf('--outf') + 1]!;
+  const previous = process.env.DAWNET_MEMORY;
+  process.env.DAWNET_MEMORY = '64KiB';
+  try {
+    const run = runCommand(command, args);
+    await expect(run).rejects.toThrow(DeviceMemoryError);
+    await expect(run).rejects.toThrow(/needs about .* of device memory .* the device has 64\.0 KiB \(DAWNET_MEMORY\): (lower --batchSize|not even 2 images)/);
+  } finally {
+    if (previous === undefined) delete process.env.DAWNET_MEMORY;
+    else process.env.DAWNET_MEMORY = previous;
+  }
+  expect(existsSync(outf)).toBe(false);
+}
+
 describe('train:rotnet', () => {
   it('trains, evaluates rotation accuracy, and writes checkpoints, metrics, curves and arguments', async () => {
     const r = await rotnetRun();
@@ -112,17 +128,7 @@ describe('train:rotnet', () => {
   });
 
   it('a step larger than the device memory stops with one message before the run folder is made', async () => {
-    const previous = process.env.DAWNET_MEMORY;
-    process.env.DAWNET_MEMORY = '64KiB';
-    try {
-      const run = runCommand('train:rotnet', rotnetArgs(out('rotnet-oom'), 1));
-      await expect(run).rejects.toThrow(DeviceMemoryError);
-      await expect(run).rejects.toThrow(/needs about .* of device memory .* the device has 64\.0 KiB \(DAWNET_MEMORY\): (lower --batchSize|even one image)/);
-    } finally {
-      if (previous === undefined) delete process.env.DAWNET_MEMORY;
-      else process.env.DAWNET_MEMORY = previous;
-    }
-    expect(existsSync(out('rotnet-oom'))).toBe(false);
+    await expectStepTooLarge('train:rotnet', rotnetArgs(out('rotnet-oom'), 1));
   });
 
   it('bad arguments and missing data are one clear error', async () => {
@@ -237,6 +243,24 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
     expect(existsSync(join(out('student'), 'finetune', 'net_epoch_1.safetensors'))).toBe(true);
   });
 
+  it('train:probe, a step larger than the device memory: one message, no run folder', async () => {
+    await expectStepTooLarge('train:probe', [...tiny, '--net', await net(), '--blocks', 'conv1', '--batchSize', '8', '--outf', out('probe-oom')]);
+  });
+
+  it('train:sesemi, a step larger than the device memory: one message, no run folder', async () => {
+    await expectStepTooLarge('train:sesemi', [...tiny, ...nin3, '--trainSamples', '2', '--batchSize', '4', '--outf', out('sesemi-oom')]);
+  });
+
+  it('train:dcgan, a step larger than the device memory: one message, no run folder', async () => {
+    await expectStepTooLarge('train:dcgan', ['--dataroot', data, '--imageSize', '32', '--nz', '8', '--ngf', '8', '--ndf', '8', '--batchSize', '8', '--outf', out('dcgan-oom')]);
+  });
+
+  it('train:student, a step larger than the device memory: one message before the teacher writes pseudo-labels', async () => {
+    await supervisedRun();
+    const teacher = join(out('supervised'), 'net_epoch_1.safetensors');
+    await expectStepTooLarge('train:student', [...tiny, ...nin3, '--teacher', teacher, '--trainSamples', '2', '--batchSize', '4', '--outf', out('student-oom')]);
+  });
+
   it('evaluate scores one checkpoint and an ensemble by averaged softmax', async () => {
     await supervisedRun();
     await sesemiRun();
@@ -249,14 +273,18 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
     expect(both.top1).toBeGreaterThanOrEqual(0);
   });
 
-  it('npm run experiment:fmnist chains the commands into a table and a plot (tiny settings, its own process)', () => {
+  it('npm run experiment:fmnist chains the commands into a table and a plot, at the batch the memory holds (tiny settings, its own process)', () => {
     const outf = out('experiment');
+    // A RotNet step of NIN-3 at 16 px takes about 31 MiB at two images and 9 MiB more per image:
+    // 46 MiB holds 3 of the asked 4.
     const r = spawnSync(
       'npx',
       ['tsx', 'scripts/experiment-fmnist.ts', '--dataroot', data, '--imageSize', '16', '--ninStages', '3', '--labels', '2', '--rotnetEpochs', '1', '--epochs', '1', '--epochSize', '8', '--batchSize', '4', '--outf', outf],
-      { encoding: 'utf8', env: { ...process.env, DAWNET_QUIET: '1' } },
+      { encoding: 'utf8', env: { ...process.env, DAWNET_QUIET: '1', DAWNET_MEMORY: '46MiB' } },
     );
     expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('a RotNet step at --batchSize 4 does not fit the device memory; every run takes --batchSize 3, the largest that fits');
+    expect(JSON.parse(readFileSync(join(outf, 'rotnet', 'args.json'), 'utf8'))).toMatchObject({ batchSize: 3 });
     const table = readFileSync(join(outf, 'results.md'), 'utf8');
     expect(table).toMatch(/\| 2 \| \d+\.\d % \| \d+\.\d % \|/);
     expect(table).toMatch(/\| all \| — \| \d+\.\d % \|/);

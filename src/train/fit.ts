@@ -80,6 +80,8 @@ export async function fitClassifier({ run, model, frozen, headPrefix, data, sett
     ...(s.epochSize ? { epochSize: s.epochSize } : {}),
     transform: { ...(s.augment ? { crop: { padding: Math.max(1, Math.round(size / 8)) }, hflip: 0.5 } : {}), normalize: data.normalize },
   });
+  // Evaluation at --batchSize too, never a chunk from free memory: an eval pass needs less than the
+  // training step that fits, and held-out losses must not change with what else the device holds.
   const evalLoader = (d: Dataset, seed: number) => new DataLoader(d, { batchSize: s.batchSize, generator: new Generator(seed), transform: { normalize: data.normalize } });
   const testLoader = evalLoader(data.test, s.manualSeed + 2);
   const valLoader = data.val ? evalLoader(data.val, s.manualSeed + 3) : null;

@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { DcganDiscriminator, DcganGenerator } from '../../../models/dcgan.js';
 import { noGrad } from '../../autograd/tape.js';
-import { full, randn } from '../../creation.js';
+import { full, randn, zeros } from '../../creation.js';
 import { DataLoader } from '../../data/loader.js';
 import * as F from '../../functional.js';
 import { Adam } from '../../optim/adam.js';
@@ -14,6 +14,7 @@ import { scope } from '../../scope.js';
 import { openSplits } from '../../train/splits.js';
 import { imageGridPng } from '../../train/png.js';
 import { Run } from '../../train/run.js';
+import { requireStepFits } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asLoss, asValue } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
@@ -56,11 +57,30 @@ export const dcgan = defineCommand(
     const nc = data.channels;
     // Batches are whole (dropLast), so at least one batch of images is needed.
     if (data.length < a.batchSize) throw new UsageError(`train:dcgan: ${data.length} images are fewer than one batch of ${a.batchSize}`);
+    const nets = (init: Generator) => ({ netG: new DcganGenerator({ nz: a.nz, ngf: a.ngf, nc, imageSize, generator: init }), netD: new DcganDiscriminator({ ndf: a.ndf, nc, imageSize, generator: init }) });
+    // The step at n images: D on a real and a fake batch, then G through D, each with its Adam.
+    requireStepFits((n) => {
+      const { netG, netD } = nets(new Generator(a.manualSeed));
+      const optD = new Adam(netD.parameters(), { lr: 0 });
+      const optG = new Adam(netG.parameters(), { lr: 0 });
+      try {
+        const ones = full([n], 1);
+        F.binaryCrossEntropy(netD.forward(zeros([n, nc, imageSize, imageSize])), ones).backward();
+        const generated = netG.forward(zeros([n, a.nz, 1, 1]));
+        F.binaryCrossEntropy(netD.forward(generated.detach()), full([n], 0)).backward();
+        optD.step();
+        optD.zeroGrad();
+        F.binaryCrossEntropy(netD.forward(generated), ones).backward();
+        optG.step();
+      } finally {
+        for (const o of [optD, optG]) (o.zeroGrad(), o.dispose());
+        netD.dispose();
+        netG.dispose();
+      }
+    }, a.batchSize);
     // The run folder before any GPU memory, so that a refused folder leaves none behind.
     const run = new Run(outf, 'train:dcgan', a);
-    const init = new Generator(a.manualSeed);
-    const netG = new DcganGenerator({ nz: a.nz, ngf: a.ngf, nc, imageSize, generator: init });
-    const netD = new DcganDiscriminator({ ndf: a.ndf, nc, imageSize, generator: init });
+    const { netG, netD } = nets(new Generator(a.manualSeed));
     defaultGenerator.manualSeed(a.manualSeed);
     const order = new Generator(a.manualSeed + 1);
     const noise = new Generator(a.manualSeed + 2);

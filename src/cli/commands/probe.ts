@@ -17,6 +17,7 @@ import type { Tensor } from '../../tensor.js';
 import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { Meter } from '../../train/meter.js';
 import { Run } from '../../train/run.js';
+import { anyLabelsLoss, requireStepFits, sgdStep } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss, type EpochMetrics, type StepMetrics } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
@@ -85,17 +86,32 @@ export const probe = defineCommand(
         if (!shapes[b]) throw new UsageError(`--blocks: no stage '${b}' in ${spec.model} (stages: ${trunk.stageNames.join(', ')})`);
         if (a.head === 'conv' && shapes[b]!.length !== 3) throw new UsageError(`--head conv needs feature maps; '${b}' gives [${shapes[b]!.join(', ')}]`);
       }
+      const makeHeads = (seed: number) => {
+        const init = { generator: new Generator(seed) };
+        return blocks.map((b) => {
+          const shape = shapes[b]!;
+          const head = a.head === 'conv' ? new ConvHead(shape, classes, init) : a.head === 'mlp' ? new MlpHead(shape, classes, init) : new LinearProbe(shape, classes, { poolSize: a.poolSize, ...init });
+          return [b, head] as const;
+        });
+      };
+      // The step: the frozen trunk's features at the batch (no gradients), every head trained on them.
+      requireStepFits(
+        sgdStep(
+          () => new ProbeHeads(makeHeads(a.manualSeed + 10)),
+          (fresh, n) => {
+            const features = noGrad(() => trunk.features(zeros([n, spec.inChannels, spec.imageSize, spec.imageSize]), blocks));
+            for (const [b, head] of fresh.heads) anyLabelsLoss(head.forward(features[b]!)).backward();
+          },
+        ),
+        a.batchSize,
+      );
       defaultGenerator.manualSeed(a.manualSeed);
-      const init = { generator: new Generator(a.manualSeed + 10) };
-      const heads = blocks.map((b) => {
-        const shape = shapes[b]!;
-        const head = a.head === 'conv' ? new ConvHead(shape, classes, init) : a.head === 'mlp' ? new MlpHead(shape, classes, init) : new LinearProbe(shape, classes, { poolSize: a.poolSize, ...init });
-        return [b, head] as const;
-      });
+      const heads = makeHeads(a.manualSeed + 10);
       const all = new ProbeHeads(heads);
       disposers.push(() => all.dispose());
       const order = new Generator(a.manualSeed + 1);
       const loader = new DataLoader(labeled, { batchSize: a.batchSize, shuffle: true, generator: order, ...(a.epochSize ? { epochSize: a.epochSize } : {}), transform: { normalize: spec.normalize } });
+      // Held-out images at --batchSize too: an eval pass needs less memory than the step that fits.
       const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: { normalize: spec.normalize } });
       const optimizers = Object.fromEntries(heads.map(([b, h]) => [b, new SGD(h.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay })]));
       for (const o of Object.values(optimizers)) disposers.push(() => o.dispose());

@@ -17,6 +17,7 @@ import type { Tensor } from '../../tensor.js';
 import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
 import { evaluate, type Accuracy } from '../../train/evaluate.js';
 import { Run } from '../../train/run.js';
+import { anyLabelsLoss, requireStepFits, sgdStep } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
@@ -75,6 +76,23 @@ export const sesemi = defineCommand(
       const unlabeled = extra ? extra.train : splits.train;
       const normalize = await channelStats(unlabeled);
       const spec = modelSpecOf(a, splits.train, labeled.classes.length, normalize);
+      const image = [spec.inChannels, spec.imageSize, spec.imageSize];
+      const sesemiNet = () => {
+        const net = buildModel(spec, a.manualSeed);
+        const shared = net.stageNames[net.stageNames.length - 2]!;
+        const shape = noGrad(() => scope(() => net.features(zeros([1, ...image]), [shared])[shared]!.shape.slice(1)));
+        return new SesemiNet(net, shape, a.manualSeed + 20);
+      };
+      // The step: n labeled images through the classifier and the unlabeled batch beside them
+      // (in the same ratio as the loaders') through the rotation head.
+      const unlabeledPerLabeled = (a.unlabeledBatchSize ?? a.batchSize) / a.batchSize;
+      requireStepFits(
+        sgdStep(sesemiNet, (fresh, n) => {
+          const u = Math.max(1, Math.round(n * unlabeledPerLabeled));
+          F.add(anyLabelsLoss(fresh.net.forward(zeros([n, ...image]))), anyLabelsLoss(fresh.rotationLogits(zeros([u, ...image])))).backward();
+        }),
+        a.batchSize,
+      );
       defaultGenerator.manualSeed(a.manualSeed);
       const order = new Generator(a.manualSeed + 1);
       const crop = a.augment ? { crop: { padding: Math.max(1, Math.round(spec.imageSize / 8)) }, hflip: 0.5 } : {};
@@ -85,10 +103,8 @@ export const sesemi = defineCommand(
       const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize * 2, generator: new Generator(a.manualSeed + 2), transform: { normalize } });
       // The run folder before any GPU memory, so that a refused folder leaves none behind.
       const run = new Run(outf, 'train:sesemi', a);
-      const net = buildModel(spec, a.manualSeed);
-      const shared = net.stageNames[net.stageNames.length - 2]!;
-      const shape = noGrad(() => scope(() => net.features(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize]), [shared])[shared]!.shape.slice(1)));
-      const model = new SesemiNet(net, shape, a.manualSeed + 20);
+      const model = sesemiNet();
+      const net = model.net;
       const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
       // One step: an unlabeled batch u (rotated) and a labeled batch l beside it.
       const pairs = {

@@ -14,6 +14,7 @@ import { fitClassifier } from '../../train/fit.js';
 import { freezeThrough } from '../../train/freeze.js';
 import { writeFileAtomicSync } from '../../atomic-file.js';
 import { Run } from '../../train/run.js';
+import { requireClassifierStepFits } from '../../train/step-memory.js';
 import { UsageError } from '../args.js';
 import { checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
 import { requestedChannels, scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
@@ -57,6 +58,10 @@ export const student = defineCommand(
     try {
       const unlabeled = extra ? extra.train : splits.train;
       const classes = splits.train.classes;
+      const normalize = await channelStats(unlabeled);
+      const spec = modelSpecOf(a, splits.train, classes.length, normalize);
+      // Before the teacher's pass writes pseudo_labels.json: both stages step at --batchSize.
+      requireClassifierStepFits(spec, [splits.train.channels, splits.train.imageSize, splits.train.imageSize], a.batchSize);
       const pseudoPath = join(outf, 'pseudo_labels.json');
       let chosen: { rows: Int32Array; labels: Int32Array };
       if (a.resume && existsSync(pseudoPath)) {
@@ -77,8 +82,6 @@ export const student = defineCommand(
       const pseudo = new Relabeled(unlabeled, chosen.rows, chosen.labels, classes);
       const known = [...chosen.rows].filter((r) => unlabeled.labels[r]! >= 0);
       const pseudoLabelAccuracy = known.length > 0 ? [...chosen.rows].filter((r, i) => unlabeled.labels[r] === chosen.labels[i]).length / known.length : undefined;
-      const normalize = await channelStats(unlabeled);
-      const spec = modelSpecOf(a, splits.train, classes.length, normalize);
       defaultGenerator.manualSeed(a.manualSeed);
       const model = buildModel(spec, a.manualSeed);
       const stage = async (name: 'pretrain' | 'finetune', train: Relabeled | ReturnType<typeof labeledSplit>['labeled'], epochs: number) => {
