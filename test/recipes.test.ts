@@ -272,3 +272,61 @@ describe.skipIf(!hasTorch())("the NYU solution's fine-tuning command line on a .
     }
   });
 });
+
+describe("train:gan-classifier as the NYU solution's", () => {
+  const gan = ['--dataroot', data, '--imageSize', '32', '--batchSize', '8', '--verbIter', '1'];
+  /** The discriminator tensors of netD and of the classifier trained on it (under discriminator.*). */
+  const trunks = async (netD: string, classifier: string) => {
+    const [d, c] = await Promise.all([readSafetensors(netD), readSafetensors(classifier)]);
+    return [...d.tensors].filter(([name]) => !name.startsWith('optimizer.')).map(([name, t]) => [name, t.data, c.tensors.get(`discriminator.${name}`)!.data] as const);
+  };
+
+  it('Adam 1e-3 (β1 0.5) on a frozen trunk by default; --regularized trains the whole discriminator with Dropout(0.6) before the head', async () => {
+    await runCommand('train:dcgan', [...gan, '--nz', '8', '--ngf', '8', '--ndf', '8', '--epochs', '1', '--outf', out('dcgan')]);
+    const netD = join(out('dcgan'), 'netD_epoch_1.safetensors');
+    const classifier = [...gan, '--netD', netD, '--epochs', '1', '--trainSamples', '8'];
+    const { transforms } = await withTransforms<ClassifyResult>('train:gan-classifier', [...classifier, '--outf', out('gan-frozen')]);
+    expect(transforms[0]).not.toHaveProperty('crop');
+    expect(transforms[0]).not.toHaveProperty('hflip');
+    const frozen = join(out('gan-frozen'), 'net_epoch_1.safetensors');
+    expect(JSON.parse((await readSafetensors(frozen)).metadata.optimizer!)).toMatchObject({ kind: 'Adam', groups: [{ hyperparameters: { lr: 0.001, betas: [0.5, 0.999], weightDecay: 0 } }] });
+    for (const [name, before, after] of await trunks(netD, frozen)) expect([name, [...after]]).toEqual([name, [...before]]);
+
+    const logged: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (logged.push(String(chunk)), true));
+    try {
+      await runCommand('train:gan-classifier', [...classifier, '--regularized', '--outf', out('gan-regularized')]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(logged.join('')).toMatch(/adam, no augmentation, dropout 0\.6 before the head, best epoch by testTop1/);
+    // Every weight of the trunk changes; the real/fake output conv (the last main.N) is not on the classifier's path.
+    const all = await trunks(netD, join(out('gan-regularized'), 'net_epoch_1.safetensors'));
+    const output = `main.${Math.max(...all.map(([name]) => Number(/^main\.(\d+)\./.exec(name)?.[1] ?? -1)))}.weight`;
+    const weights = all.filter(([name]) => name.endsWith('weight') && name !== output);
+    expect(weights.length).toBeGreaterThanOrEqual(3);
+    for (const [name, before, after] of weights) expect([name, [...after].some((v, i) => v !== before[i])]).toEqual([name, true]);
+  });
+});
+
+describe("the NYU solution's rotation-learning command line", () => {
+  it('runs as written (16 px images, batches of 4, two steps), says what --cuda and --ngpu did, and decodes in --workers threads', async () => {
+    const outf = out('rotLearn');
+    const line = `--verbIter 1000 --dataroot ${data} --workers 4 --batchSize 4 --imageSize 16 --lr 0.001 --cuda --ngpu 1 --outf ${outf} --manualSeed 9000 --maxIters 2`;
+    const logged: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (logged.push(String(chunk)), true));
+    try {
+      const r = (await runCommand('train:rotnet', line.split(' '))) as RotnetResult;
+      expect(r.steps).toBe(2);
+      expect(sharedDecodePool().size).toBe(4);
+    } finally {
+      spy.mockRestore();
+      setDecodeThreads(defaultWorkerCount());
+    }
+    const text = logged.join('');
+    expect(text).toMatch(/train:rotnet: --cuda: (running on .+ \(hardware\)|no hardware GPU adapter was found; running on .+ \(software, slow\))/);
+    expect(text).toMatch(/train:rotnet: --ngpu 1: one adapter, /);
+    const saved = await readSafetensors(join(outf, 'net_last.safetensors'));
+    expect(JSON.parse(saved.metadata.args!)).toMatchObject({ verbIter: 1000, workers: 4, lr: 0.001, cuda: true, ngpu: 1, manualSeed: 9000, augment: 'auto', schedule: 'lut' });
+  });
+});
