@@ -46,7 +46,7 @@ export const dcgan = defineCommand(
       beta1: { ...optimizerFlags.beta1, default: 0.5 },
       weightDecay: { ...optimizerFlags.weightDecay, default: 0 },
       ...augmentFlags,
-      augment: { ...augmentFlags.augment, default: 'none', help: `${augmentFlags.augment.help} (default: none, as the DCGAN example)` },
+      augment: { ...augmentFlags.augment, default: 'none', help: `${augmentFlags.augment.help} (the DCGAN example augments nothing)` },
       ...channelFlags,
       ...runFlags,
       ...machineFlags,

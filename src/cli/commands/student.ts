@@ -46,6 +46,7 @@ export const student = defineCommand(
       finetuneEpochs: { type: 'int', default: 30, help: 'epochs of fine-tuning on the labels' },
       epochSize: { type: 'int', help: 'images per epoch, drawn in order with repetition' },
       ...augmentFlags,
+      augment: { ...augmentFlags.augment, help: `${augmentFlags.augment.help} (as the classifiers; the billion-scale recipe's ImageNet crops are --augment imagenet)` },
       selectBy: { ...selectFlags.selectBy, help: 'the test metric that picks each stage’s best epoch (no validation split here)' },
     },
     epilog: 'Example: npm run train:student -- --teacher runs/finetune/net_best.safetensors --topK 200 --trainSamples 100',
