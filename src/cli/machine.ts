@@ -34,6 +34,7 @@ export function machineReport(a: MachineArgs, adapter: { adapterName: string; is
 export function applyMachineFlags(command: string, args: Readonly<Record<string, unknown>>): void {
   const a = args as MachineArgs;
   if (a.workers !== undefined) setDecodeThreads(a.workers);
+  if (!a.cuda && a.ngpu === undefined) return;
   const report = machineReport(a, backend());
   if (report) process.stderr.write(report.split('\n').map((l) => `${command}: ${l}\n`).join(''));
 }
