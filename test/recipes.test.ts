@@ -88,8 +88,12 @@ describe('schedules as data', () => {
 
   it('--lrSteps with --gamma is MultiStepLR', () => {
     expect(at(flags({ lrSteps: '30,60,90', gamma: 0.1 }), [0, 29, 30, 59, 60, 90, 150])).toBeAllClose([0.1, 0.1, 0.01, 0.01, 0.001, 1e-4, 1e-4], { rtol: 1e-12, atol: 1e-18 });
-    expect(() => scheduleOf(flags({ lrSteps: '30,x' }), 1)).toThrow("--lrSteps: expected epochs such as '30,60,90', got '30,x' ('x' is not a number)");
+    expect(() => scheduleOf(flags({ lrSteps: '30,x' }), 1)).toThrow("--lrSteps: expected increasing whole epochs such as '30,60,90', got '30,x'");
+    // Refused as the flags are parsed, before any data is opened.
     expect(() => parse('train:rotnet', ['--lut', '0:0.1', '--lrSteps', '30'])).toThrow('give --lut or --lrSteps, not both');
+    expect(() => parse('train:rotnet', ['--lut', '5:0.1,10:0.01'])).toThrow('train:rotnet: --lut: the first entry must start at epoch 0');
+    expect(() => parse('train:probe', ['--lr-steps', '60,30'])).toThrow('train:probe: --lrSteps: expected increasing whole epochs');
+    expect(() => parse('train:finetune', ['--gammaRange', '1.2'])).toThrow("train:finetune: --gammaRange: expected 'lo,hi' with 0 ≤ lo ≤ hi, got '1.2'");
   });
 });
 

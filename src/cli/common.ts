@@ -11,7 +11,7 @@ import { SGD } from '../optim/sgd.js';
 import type { Tensor } from '../tensor.js';
 import { chooseRunFolder, type RunFolderArgs } from '../train/run.js';
 import { parseCommand, UsageError, type Command, type Flags, type Parsed } from './args.js';
-import { SCHEDULE_PRESETS } from './flags.js';
+import { lrStepEpochs, lutRows, pairOf, SCHEDULE_PRESETS } from './flags.js';
 import { applyMachineFlags } from './machine.js';
 
 export interface CliCommand<F extends Flags = Flags, R = unknown> {
@@ -78,28 +78,10 @@ export interface ScheduleFlags {
   lrSteps?: string;
 }
 
-/** Numbers of a comma-separated flag value, each checked; a clear message naming the flag otherwise. */
-function numberList(flag: string, text: string, what: string): number[] {
-  const parts = text.split(',').map((p) => p.trim());
-  const values = parts.map(Number);
-  const bad = parts.findIndex((p, i) => p === '' || !Number.isFinite(values[i]));
-  if (bad >= 0) throw new UsageError(`${flag}: expected ${what}, got '${text}' ('${parts[bad]}' is not a number)`);
-  return values;
-}
-
-/** --lut 'epoch:rate,…' as RotNet's [until, rate] rows: each rate from its epoch to the next one's. */
-export function parseLut(text: string): [number, number][] {
-  const pairs = text.split(',').map((p) => p.trim().split(':'));
-  const rows = pairs.map((p) => {
-    const [epoch, rate] = [Number(p[0]), Number(p[1])];
-    if (p.length !== 2 || p[0] === '' || p[1] === '' || !Number.isInteger(epoch) || !(rate >= 0 && Number.isFinite(rate))) {
-      throw new UsageError(`--lut: each entry is epoch:rate (a whole epoch, a rate ≥ 0), got '${p.join(':')}' in '${text}'`);
-    }
-    return [epoch, rate] as const;
-  });
-  if (rows[0]![0] !== 0) throw new UsageError(`--lut: the first entry must start at epoch 0, got '${text}'`);
-  for (let i = 1; i < rows.length; i++) if (!(rows[i]![0] > rows[i - 1]![0])) throw new UsageError(`--lut: epochs must increase, got '${text}'`);
-  return rows.map(([, rate], i) => [rows[i + 1]?.[0] ?? Number.POSITIVE_INFINITY, rate]);
+/** A list flag's value as its parser reads it; its message as a UsageError otherwise. */
+function listFlag<T>(parsed: T | string): T {
+  if (typeof parsed === 'string') throw new UsageError(parsed);
+  return parsed;
 }
 
 /**
@@ -113,12 +95,8 @@ function tableSchedule(rows: readonly (readonly [number, number])[], lr: number)
 
 /** The schedule the flags ask for, and whether its t counts epochs or iterations. */
 export function scheduleOf(a: ScheduleFlags, stepsPerEpoch: number): { schedule: Schedule; perIteration: boolean } {
-  if (a.lut !== undefined) return { schedule: tableSchedule(parseLut(a.lut), a.lr), perIteration: false };
-  if (a.lrSteps !== undefined) {
-    const steps = numberList('--lrSteps', a.lrSteps, "epochs such as '30,60,90'");
-    if (steps.some((e, i) => !(Number.isInteger(e) && e > 0 && (i === 0 || e > steps[i - 1]!)))) throw new UsageError(`--lrSteps: epochs must be positive, whole and increasing, got '${a.lrSteps}'`);
-    return { schedule: multiStep(steps, a.gamma), perIteration: false };
-  }
+  if (a.lut !== undefined) return { schedule: tableSchedule(listFlag(lutRows(a.lut)), a.lr), perIteration: false };
+  if (a.lrSteps !== undefined) return { schedule: multiStep(listFlag(lrStepEpochs(a.lrSteps)), a.gamma), perIteration: false };
   const preset = SCHEDULE_PRESETS[a.schedule];
   if (preset) return { schedule: tableSchedule(preset, a.lr), perIteration: false };
   switch (a.schedule) {
@@ -157,13 +135,6 @@ export interface AugmentArgs {
   gammaRange?: string;
 }
 
-/** A 'lo,hi' flag value. */
-function rangeOf(flag: string, text: string, min: number): [number, number] {
-  const values = numberList(flag, text, "'lo,hi'");
-  if (values.length !== 2 || !(values[0]! >= min && values[1]! >= values[0]!)) throw new UsageError(`${flag}: expected 'lo,hi' with ${min} ≤ lo ≤ hi, got '${text}'`);
-  return [values[0]!, values[1]!];
-}
-
 /**
  * The training augmentation of --augment and the individual flags, for images of `imageSize`
  * pixels (the loader adds normalisation). A preset first (auto: RotNet's CIFAR loaders up to
@@ -200,7 +171,7 @@ export function augmentOf(a: AugmentArgs, imageSize: number): AugmentOptions {
   }
   if (a.rrcScale !== undefined) {
     if (!out.resizedCrop) throw new UsageError(`--rrcScale needs --randomResizedCrop ${imageSize} or --augment imagenet`);
-    const [lo, hi] = rangeOf('--rrcScale', a.rrcScale, 0);
+    const [lo, hi] = listFlag(pairOf('--rrcScale', a.rrcScale, 0));
     if (!(lo > 0 && hi <= 1)) throw new UsageError(`--rrcScale: the area fractions must lie in (0, 1], got '${a.rrcScale}'`);
     out.resizedCrop = { scale: [lo, hi] };
   }
@@ -209,7 +180,7 @@ export function augmentOf(a: AugmentArgs, imageSize: number): AugmentOptions {
     if (a.hflip > 0) out.hflip = a.hflip;
   }
   if (a.gammaRange !== undefined) {
-    const g = rangeOf('--gammaRange', a.gammaRange, 0);
+    const g = listFlag(pairOf('--gammaRange', a.gammaRange, 0));
     if (!(g[0] > 0)) throw new UsageError(`--gammaRange: gammas must be above 0, got '${a.gammaRange}'`);
     out.gamma = g;
   }

@@ -185,8 +185,47 @@ export const FLAG_RANGES: Readonly<Record<string, Range>> = {
   rotationWeight: { min: 0 },
 };
 
+/** --lut 'epoch:rate,…' as RotNet's [until, rate] rows (each rate from its epoch to the next one's), or what is wrong with it. */
+export function lutRows(text: string): [number, number][] | string {
+  const rows: [number, number][] = [];
+  for (const entry of text.split(',').map((p) => p.trim())) {
+    const p = entry.split(':');
+    const [epoch, rate] = [Number(p[0]), Number(p[1])];
+    if (p.length !== 2 || p[0] === '' || p[1] === '' || !Number.isInteger(epoch) || !(rate >= 0 && Number.isFinite(rate))) {
+      return `--lut: each entry is epoch:rate (a whole epoch, a rate ≥ 0), got '${entry}' in '${text}'`;
+    }
+    rows.push([epoch, rate]);
+  }
+  if (rows[0]![0] !== 0) return `--lut: the first entry must start at epoch 0, got '${text}'`;
+  for (let i = 1; i < rows.length; i++) if (!(rows[i]![0] > rows[i - 1]![0])) return `--lut: epochs must increase, got '${text}'`;
+  return rows.map(([, rate], i) => [rows[i + 1]?.[0] ?? Number.POSITIVE_INFINITY, rate]);
+}
+
+/** --lrSteps '30,60,90' as epochs, or what is wrong with it. */
+export function lrStepEpochs(text: string): number[] | string {
+  const steps = text.split(',').map((p) => p.trim());
+  const epochs = steps.map(Number);
+  const bad = steps.findIndex((p, i) => p === '' || !(Number.isInteger(epochs[i]) && epochs[i]! > 0 && (i === 0 || epochs[i]! > epochs[i - 1]!)));
+  return bad < 0 ? epochs : `--lrSteps: expected increasing whole epochs such as '30,60,90', got '${text}'`;
+}
+
+/** A 'lo,hi' flag value with min ≤ lo ≤ hi, or what is wrong with it. */
+export function pairOf(flag: string, text: string, min: number): [number, number] | string {
+  const parts = text.split(',').map((p) => p.trim());
+  const [lo, hi] = parts.map(Number);
+  return parts.length === 2 && parts.every((p) => p !== '') && lo! >= min && hi! >= lo! && Number.isFinite(hi) ? [lo!, hi!] : `${flag}: expected 'lo,hi' with ${min} ≤ lo ≤ hi, got '${text}'`;
+}
+
+/** The message of a list flag's parser, when it has one. */
+const problem = (value: unknown, parse: (text: string) => unknown): string | null => {
+  const parsed = typeof value === 'string' ? parse(value) : null;
+  return typeof parsed === 'string' ? parsed : null;
+};
+
 /** Checks across flags, run after every value parsed. */
 export const FLAG_RULES: readonly FlagRule[] = [
   (v) => ((v.optimizer ?? 'sgd') === 'sgd' && v.nesterov === true && v.momentum === 0 ? '--nesterov (the default) needs --momentum above 0; pass --no-nesterov for plain SGD' : null),
   (v) => (typeof v.lut === 'string' && typeof v.lrSteps === 'string' ? 'give --lut or --lrSteps, not both' : null),
+  (v) => problem(v.lut, lutRows) ?? problem(v.lrSteps, lrStepEpochs),
+  (v) => problem(v.rrcScale, (t) => pairOf('--rrcScale', t, 0)) ?? problem(v.gammaRange, (t) => pairOf('--gammaRange', t, 0)),
 ];
