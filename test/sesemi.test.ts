@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModel, type ModelSpec } from '../models/registry.js';
 import { parseCommand, UsageError } from '../src/cli/args.js';
-import { sesemi, sesemiAugment, sesemiLoaders, SesemiNet, unlabeledSet, type SesemiResult } from '../src/cli/commands/sesemi.js';
+import { sesemi, sesemiLoaders, SesemiNet, sesemiOptimizerArgs, unlabeledSet, type SesemiResult } from '../src/cli/commands/sesemi.js';
 import type { EvaluateResult } from '../src/cli/commands/evaluate.js';
-import { outfOf, scheduleOf } from '../src/cli/common.js';
+import { augmentOf, outfOf, scheduleOf } from '../src/cli/common.js';
 import { runCommand } from '../src/cli/main.js';
 import { BUILTIN_ROOT } from '../src/data/builtin.js';
 import { sampleBytes } from '../src/data/dataset.js';
@@ -73,7 +73,11 @@ describe('train:sesemi', () => {
     try {
       const unlabeled = unlabeledSet(splits, null, false).dataset;
       const identity = { mean: [0], std: [1] };
-      for (const augment of [{}, sesemiAugment(16)]) {
+      // SESEMI's own (--augment sesemi, the default): crop padded by 2, flip, gamma.
+      const sesemiAugment = augmentOf({ augment: 'sesemi' }, 16);
+      expect(sesemiAugment).toEqual({ crop: { padding: 2 }, hflip: 0.5, gamma: [0.5, 1.5] });
+      expect(augmentOf({ augment: 'sesemi' }, 224)).toEqual({ resizedCrop: { scale: [0.2, 1] }, hflip: 0.5, gamma: [0.5, 1.5] });
+      for (const augment of [{}, sesemiAugment]) {
         const { main } = sesemiLoaders(splits.train, unlabeled, { batchSize: 3, unlabeledBatch: 5, augment, normalize: identity, seed: 7 });
         const it = main[Symbol.asyncIterator]();
         const batch = (await it.next()).value!;
@@ -165,6 +169,9 @@ describe('train:sesemi', () => {
     expect(schedule(1000, a.lr)).toBeCloseTo(0.1, 12);
     expect(schedule(4000, a.lr)).toBeCloseTo(0.1 * Math.sqrt(1 - 3000 / 7000), 12);
     const imagewang = parseCommand(sesemi.spec, ['--data-dir', 'imagewang', '--unlabeled-dir', 'imagewang/unsup', '--optimizer', 'adam', '--momentum', '0.9', '--lr-pow', '0.9'])!;
-    expect(imagewang).toMatchObject({ dataroot: 'imagewang', unlabeledRoot: ['imagewang/unsup'], optimizer: 'adam', lrPower: 0.9, excludeVal: false });
+    expect(imagewang).toMatchObject({ dataroot: 'imagewang', unlabeledRoot: ['imagewang/unsup'], optimizer: 'adam', lrPower: 0.9, excludeVal: false, augment: 'sesemi' });
+    // What the optimizer is built from: SGD with Nesterov, momentum 0.9 and decay 5e-4; Adam with β1 = --momentum and no decay.
+    expect(sesemiOptimizerArgs(a)).toMatchObject({ optimizer: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
+    expect(sesemiOptimizerArgs({ ...imagewang, momentum: 0.5 })).toMatchObject({ optimizer: 'adam', beta1: 0.5, beta2: 0.999, weightDecay: 0 });
   });
 });

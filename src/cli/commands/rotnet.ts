@@ -5,7 +5,6 @@ import { writeFileSync } from 'node:fs';
 import { buildModel } from '../../../models/registry.js';
 import { DataLoader } from '../../data/loader.js';
 import * as F from '../../functional.js';
-import { SGD } from '../../optim/sgd.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { channelStats, openSplits } from '../../train/splits.js';
 import { evaluate } from '../../train/evaluate.js';
@@ -15,8 +14,8 @@ import { requireClassifierStepFits } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { defineCommand, modelSpecOf, outfOf, scheduleOf, transformOf } from '../common.js';
-import { requestedChannels, dataFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { augmentOf, defineCommand, describeAugment, modelSpecOf, optimizerOf, outfOf, scheduleOf, selectKey, transformOf } from '../common.js';
+import { augmentFlags, machineFlags, optimizerFlags, requestedChannels, dataFlags, modelFlags, runFlags, scheduleFlags, selectFlags } from '../flags.js';
 
 export interface RotnetResult {
   outf: string;
@@ -34,9 +33,13 @@ export const rotnet = defineCommand(
     flags: {
       ...dataFlags,
       ...modelFlags,
-      ...sgdFlags,
+      ...optimizerFlags,
       ...scheduleFlags,
+      ...augmentFlags,
+      augment: { ...augmentFlags.augment, help: `${augmentFlags.augment.help} (RotNet's CIFAR pretraining crops and flips; the NYU solution flips)` },
+      ...selectFlags,
       ...runFlags,
+      ...machineFlags,
       rotations: { type: 'int', default: 4, help: '4: all four rotations of each image in one batch (RotNet); 1: one random rotation per image' },
       epochSize: { type: 'int', help: 'images per epoch, drawn in order with repetition (default: the data set once)' },
     },
@@ -50,6 +53,9 @@ export const rotnet = defineCommand(
     const normalize = await channelStats(train);
     const spec = modelSpecOf(a, train, 4, normalize);
     spec.classNames = ['0', '90', '180', '270'];
+    // Held-out rotation prediction: four classes, so top-1 or the loss (recorded as testAccuracy, testLoss).
+    const selectBy = selectKey(a.selectBy, 'test', 4) === 'testTop1' ? 'testAccuracy' : 'testLoss';
+    const augment = augmentOf(a, spec.imageSize);
     defaultGenerator.manualSeed(a.manualSeed);
     const data = new Generator(a.manualSeed + 1);
     const loader = new DataLoader(train, {
@@ -57,17 +63,17 @@ export const rotnet = defineCommand(
       shuffle: true,
       generator: data,
       ...(a.epochSize ? { epochSize: a.epochSize } : {}),
-      transform: transformOf(normalize, { rotation: a.rotations === 4 ? 'all' : 'random' }),
+      transform: transformOf(normalize, { ...augment, rotation: a.rotations === 4 ? 'all' : 'random' }),
     });
     const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, { rotation: 'all' }) });
     requireClassifierStepFits(spec, [train.channels, train.imageSize, train.imageSize], a.batchSize, a.rotations);
     // The run folder before any GPU memory, so that a refused folder leaves none behind.
     const run = new Run(outf, 'train:rotnet', a);
     const model = buildModel(spec, a.manualSeed);
-    const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
+    const optimizer = optimizerOf(a, model.parameters());
     let rotationAccuracy = Number.NaN;
     try {
-      run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; output in ${outf}`);
+      run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; ${a.optimizer}, ${describeAugment(augment)}; output in ${outf}`);
       const result = await trainLoop({
         ...loopSettings(a),
         run,
@@ -75,7 +81,8 @@ export const rotnet = defineCommand(
         optimizers: [optimizer],
         schedule: scheduleOf(a, loader.length),
         save: [{ model, optimizer, generators: { data, augment: loader.augmentGenerator, global: defaultGenerator }, args: { ...a, modelSpec: spec }, classNames: spec.classNames }],
-        selectBy: 'testAccuracy',
+        selectBy,
+        patience: a.patience,
         train: () => model.train(),
         firstBatch: async (batch) => writeFileSync(run.path('rotations.png'), imageGridPng(await batch.images.toArray() as Float32Array, batch.images.shape, { nrow: 8 })),
         step: (batch) => {

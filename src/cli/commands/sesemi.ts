@@ -19,8 +19,6 @@ import { Dropout } from '../../nn/dropout.js';
 import type { FeatureNet } from '../../nn/feature-net.js';
 import { Linear } from '../../nn/linear.js';
 import { Module } from '../../nn/module.js';
-import { Adam } from '../../optim/adam.js';
-import { SGD } from '../../optim/sgd.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
@@ -31,8 +29,8 @@ import { anyLabelsLoss, requireStepFits, sgdStep } from '../../train/step-memory
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { dataFlags, modelFlags, requestedChannels, scheduleFlags, trainingFlags } from '../flags.js';
+import { augmentOf, defineCommand, describeAugment, modelSpecOf, optimizerOf, outfOf, scheduleOf, type OptimizerArgs } from '../common.js';
+import { augmentFlags, dataFlags, modelFlags, optimizerFlags, requestedChannels, scheduleFlags, trainingFlags } from '../flags.js';
 import { evaluateCommand, type EvaluateResult } from './evaluate.js';
 
 /**
@@ -75,17 +73,6 @@ export class SesemiNet extends Module {
   }
 }
 
-/**
- * SESEMI's training augmentation (open_sesemi.py's train_transforms): random gamma in [0.5, 1.5]
- * and a horizontal flip; up to 64 px a random crop padded by an eighth of the side, as its CIFAR
- * loaders translate; above, RandomResizedCrop with scale [0.2, 1]. Normalisation is added by the
- * loaders. The unlabeled images get it too, before their rotations.
- */
-export function sesemiAugment(imageSize: number): AugmentOptions {
-  const crop: AugmentOptions = imageSize <= 64 ? { crop: { padding: Math.max(1, Math.round(imageSize / 8)) } } : { resizedCrop: { scale: [0.2, 1] } };
-  return { ...crop, hflip: 0.5, gamma: [0.5, 1.5] };
-}
-
 /** What the rotation task reads: the parts of the unlabeled set and why each is there. */
 export interface UnlabeledSet {
   dataset: Dataset;
@@ -114,6 +101,15 @@ export function sesemiLoaders(
   const main = new DataLoader(unlabeled, { batchSize: o.unlabeledBatch, shuffle: true, generator: new Generator(o.seed + 1), dropLast: true, transform: { ...o.augment, rotation: 'all', normalize: o.normalize } });
   const beside = new DataLoader(labeled, { batchSize: o.batchSize, shuffle: true, generator: new Generator(o.seed + 3), transform: { ...o.augment, normalize: o.normalize } });
   return { main, beside };
+}
+
+/**
+ * The optimizer flags as open_sesemi.py reads them: with adam, --momentum (when given) is β1 and
+ * the weight decay defaults to 0; with sgd, momentum 0.9 and decay 5e-4 (adamw: PyTorch's 1e-2).
+ */
+export function sesemiOptimizerArgs(a: Omit<OptimizerArgs, 'momentum' | 'weightDecay'> & { momentum?: number; weightDecay?: number }): OptimizerArgs {
+  const decay = a.optimizer === 'sgd' ? 5e-4 : a.optimizer === 'adamw' ? 1e-2 : 0;
+  return { ...a, momentum: a.momentum ?? 0.9, beta1: a.optimizer === 'sgd' ? a.beta1 : (a.momentum ?? a.beta1), weightDecay: a.weightDecay ?? decay };
 }
 
 /** A checkpoint path, or a run folder's net_best. */
@@ -146,7 +142,8 @@ export const sesemi = defineCommand(
         help: 'extra unlabeled images (folders, any depth, all of them used), beside the training and validation images of --dataroot; repeat for several',
       },
       excludeVal: { type: 'boolean', default: false, help: 'leave the validation images out of the unlabeled set (SESEMI reports both settings)' },
-      optimizer: { type: 'string', default: 'sgd', choices: ['sgd', 'adam'], help: 'sgd (Nesterov, --momentum, --weightDecay) or adam (β1 = --momentum, β2 0.999, no weight decay), as open_sesemi.py' },
+      momentum: { ...optimizerFlags.momentum, default: undefined, help: 'SGD momentum (default 0.9); with adam, given, it is β1, as open_sesemi.py reads it' },
+      weightDecay: { ...optimizerFlags.weightDecay, default: undefined, help: 'weight decay (default: 5e-4 with sgd; 0 with adam, as open_sesemi.py; 1e-2 with adamw, PyTorch’s)' },
       schedule: { ...scheduleFlags.schedule, default: 'poly' },
       lr: { type: 'number', default: 0.05, help: 'peak learning rate' },
       warmupEpochs: { type: 'number', default: 3, help: 'epochs of linear warm-up from warmupLr' },
@@ -155,10 +152,16 @@ export const sesemi = defineCommand(
       batchSize: { type: 'int', default: 32, help: 'labeled images per step (and unlabeled ones, each then rotated 4 ways)' },
       unlabeledBatchSize: { type: 'int', help: 'unlabeled images per step before their 4 rotations (default: --batchSize)' },
       rotationWeight: { type: 'number', default: 1, help: 'weight of the rotation loss' },
-      augment: { type: 'boolean', default: true, help: 'SESEMI’s augmentation (random crop or random-resized-crop, flip, gamma) on both batches' },
-      runId: { type: 'string', aliases: ['run-id'], help: 'run name: the output folder is runs/<runId> unless --outf is given' },
+      ...augmentFlags,
+      augment: {
+        ...augmentFlags.augment,
+        default: 'sesemi',
+        choices: [...augmentFlags.augment.choices, 'sesemi'],
+        help: `sesemi: SESEMI's augmentation on both batches (random crop padded by an eighth up to 64 px, random-resized-crop with scale 0.2–1 above; flip; gamma 0.5–1.5); ${augmentFlags.augment.help}`,
+      },
+      runId: { type: 'string', help: 'run name: the output folder is runs/<runId> unless --outf is given' },
       evaluate: { type: 'string', aliases: ['checkpoint-path'], help: 'a checkpoint (or run folder: its net_best) to score on the validation split, top-1 and top-5, instead of training' },
-      evaluateOnly: { type: 'boolean', default: false, aliases: ['evaluate-only'], help: 'as open_sesemi.py: evaluate and exit (needs --evaluate or --checkpoint-path)' },
+      evaluateOnly: { type: 'boolean', default: false, help: 'as open_sesemi.py: evaluate and exit (needs --evaluate or --checkpoint-path)' },
     },
     epilog: [
       'Example: npm run train:sesemi -- --trainSamples 100 --model resnet18 --epochs 30',
@@ -197,7 +200,7 @@ export const sesemi = defineCommand(
         a.batchSize,
       );
       defaultGenerator.manualSeed(a.manualSeed);
-      const augment = a.augment ? sesemiAugment(spec.imageSize) : {};
+      const augment = augmentOf(a, spec.imageSize);
       const { main, beside } = sesemiLoaders(labeled, unlabeled.dataset, { batchSize: a.batchSize, unlabeledBatch, augment, normalize, seed: a.manualSeed });
       const order = main.generator;
       if (main.length === 0) throw new UsageError(`train:sesemi: ${unlabeled.dataset.length} unlabeled images are fewer than one batch of ${unlabeledBatch}`);
@@ -207,11 +210,7 @@ export const sesemi = defineCommand(
       const run = new Run(outf, 'train:sesemi', a);
       const model = sesemiNet();
       const net = model.net;
-      const params = model.parameters();
-      const optimizer =
-        a.optimizer === 'adam'
-          ? new Adam(params, { lr: a.lr, betas: [a.momentum, 0.999], weightDecay: 0 })
-          : new SGD(params, { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
+      const optimizer = optimizerOf(sesemiOptimizerArgs(a), model.parameters());
       // One step: an unlabeled batch u (4 rotations of each image) and a labeled batch l beside it.
       const pairs = {
         length: joint.length,
@@ -222,7 +221,7 @@ export const sesemi = defineCommand(
       let test: Accuracy | null = null;
       try {
         run.log(`train:sesemi: ${spec.model}, ${labeled.length} labeled images (${a.trainSamples || 'all'} per class of the training split)`);
-        run.log(`train:sesemi: ${unlabeled.dataset.length} unlabeled images for the rotation task: ${unlabeled.parts.join(' + ')}, ${unlabeledBatch} × 4 rotations per step`);
+        run.log(`train:sesemi: ${unlabeled.dataset.length} unlabeled images for the rotation task: ${unlabeled.parts.join(' + ')}, ${unlabeledBatch} × 4 rotations per step; augmentation: ${describeAugment(augment)}`);
         run.log(`train:sesemi: held out for evaluation: ${splits.test.length} images (${splits.testFrom})${a.excludeVal ? ', kept out of the unlabeled set (--excludeVal)' : ', also unlabeled images of the rotation task as in SESEMI (--excludeVal keeps them out)'}; output in ${outf}`);
         const result = await trainLoop({
           ...loopSettings(a),
