@@ -160,7 +160,7 @@ describe('train:sesemi', () => {
   it("SESEMI's own command lines reach the trainer with their values", () => {
     const imagewoof = '--data-dir data/imagewoof2 --lr 0.1 --optimizer sgd --batch-size 32 --epochs 80 --warmup-lr 0.001 --warmup-epochs 10 --backbone resnet50 --run-id imagewoof_run01';
     const a = parseCommand(sesemi.spec, imagewoof.split(' '))!;
-    expect(a).toMatchObject({ dataroot: 'data/imagewoof2', lr: 0.1, optimizer: 'sgd', batchSize: 32, epochs: 80, warmupLr: 0.001, warmupEpochs: 10, model: 'resnet50', runId: 'imagewoof_run01', schedule: 'poly', lrPower: 0.5 });
+    expect(a).toMatchObject({ dataroot: 'data/imagewoof2', lr: 0.1, optimizer: 'sgd', batchSize: 32, epochs: 80, warmupLr: 0.001, warmupEpochs: 10, model: 'resnet50', runId: 'imagewoof_run01', schedule: 'poly', lrPower: 0.5, selectBy: 'top1', augment: 'sesemi' });
     expect(outfOf('train:sesemi', { outf: join('runs', a.runId!) })).toBe(join('runs', 'imagewoof_run01'));
     // The rate per iteration at 100 steps per epoch: warmupLr at 0, the peak after 10 epochs, then polynomial decay (power 0.5) to 0 at 80.
     const { schedule, perIteration } = scheduleOf(a, 100);

@@ -29,8 +29,8 @@ import { anyLabelsLoss, requireStepFits, sgdStep } from '../../train/step-memory
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { augmentOf, defineCommand, describeAugment, modelSpecOf, optimizerOf, outfOf, scheduleOf, type OptimizerArgs } from '../common.js';
-import { augmentFlags, dataFlags, modelFlags, optimizerFlags, requestedChannels, scheduleFlags, trainingFlags } from '../flags.js';
+import { augmentOf, defineCommand, describeAugment, modelSpecOf, optimizerOf, outfOf, scheduleOf, selectKey, type OptimizerArgs } from '../common.js';
+import { augmentFlags, dataFlags, modelFlags, optimizerFlags, requestedChannels, scheduleFlags, selectFlags, trainingFlags } from '../flags.js';
 import { evaluateCommand, type EvaluateResult } from './evaluate.js';
 
 /**
@@ -152,6 +152,7 @@ export const sesemi = defineCommand(
       batchSize: { type: 'int', default: 32, help: 'labeled images per step (and unlabeled ones, each then rotated 4 ways)' },
       unlabeledBatchSize: { type: 'int', help: 'unlabeled images per step before their 4 rotations (default: --batchSize)' },
       rotationWeight: { type: 'number', default: 1, help: 'weight of the rotation loss' },
+      ...selectFlags,
       ...augmentFlags,
       augment: {
         ...augmentFlags.augment,
@@ -182,6 +183,7 @@ export const sesemi = defineCommand(
       const unlabeled = unlabeledSet(splits, extra, a.excludeVal);
       const normalize = await channelStats(unlabeled.dataset);
       const spec = modelSpecOf(a, splits.train, labeled.classes.length, normalize);
+      const selectBy = selectKey(a.selectBy, 'test', labeled.classes.length);
       const image = [spec.inChannels, spec.imageSize, spec.imageSize];
       const sesemiNet = () => {
         const net = buildModel(spec, a.manualSeed);
@@ -238,7 +240,8 @@ export const sesemi = defineCommand(
               classNames: labeled.classes,
             },
           ],
-          selectBy: 'testTop1',
+          selectBy,
+          patience: a.patience,
           train: () => model.train(),
           step: ({ u, l }) => {
             const logits = model.classLogits(l.images);
@@ -251,7 +254,7 @@ export const sesemi = defineCommand(
           evaluate: async () => {
             model.eval();
             test = await evaluate(testLoader, (x) => net.forward(x));
-            return { testTop1: asAccuracy(test.top1), testTop5: test.top5 === undefined ? undefined : asAccuracy(test.top5) };
+            return { testLoss: asLoss(test.loss), testTop1: asAccuracy(test.top1), testTop5: test.top5 === undefined ? undefined : asAccuracy(test.top5) };
           },
         });
         model.eval();
