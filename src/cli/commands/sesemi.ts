@@ -112,10 +112,13 @@ export function sesemiOptimizerArgs(a: Omit<OptimizerArgs, 'momentum' | 'weightD
   return { ...a, momentum: a.momentum ?? 0.9, beta1: a.optimizer === 'sgd' ? a.beta1 : (a.momentum ?? a.beta1), weightDecay: a.weightDecay ?? decay };
 }
 
-/** A checkpoint path, or a run folder's net_best. */
+/** A checkpoint path, or a run folder's net_best (net_last for a run stopped before its first epoch ended). */
 function checkpointOf(path: string): string {
   if (!existsSync(path)) throw new UsageError(`--evaluate: ${path} does not exist`);
-  return statSync(path).isDirectory() ? join(path, 'net_best.safetensors') : path;
+  if (!statSync(path).isDirectory()) return path;
+  const found = ['net_best', 'net_last'].map((n) => join(path, `${n}.safetensors`)).find((f) => existsSync(f));
+  if (!found) throw new UsageError(`--evaluate: the folder ${path} holds neither net_best.safetensors nor net_last.safetensors`);
+  return found;
 }
 
 export interface SesemiResult {
@@ -161,7 +164,7 @@ export const sesemi = defineCommand(
         help: `sesemi: SESEMI's augmentation on both batches (random crop padded by an eighth up to 64 px, random-resized-crop with scale 0.2–1 above; flip; gamma 0.5–1.5); ${augmentFlags.augment.help}`,
       },
       runId: { type: 'string', help: 'run name: the output folder is runs/<runId> unless --outf is given' },
-      evaluate: { type: 'string', aliases: ['checkpoint-path'], help: 'a checkpoint (or run folder: its net_best) to score on the validation split, top-1 and top-5, instead of training' },
+      evaluate: { type: 'string', aliases: ['checkpoint-path'], help: 'a checkpoint (or run folder: its net_best, else net_last) to score on the validation split, top-1 and top-5, instead of training' },
       evaluateOnly: { type: 'boolean', default: false, help: 'as open_sesemi.py: evaluate and exit (needs --evaluate or --checkpoint-path)' },
     },
     epilog: [
