@@ -155,6 +155,7 @@ describe('train:sesemi', () => {
     expect(e.count).toBe(12);
     expect(e.top1).toBeCloseTo(r.test.top1, 6);
     await expect(runCommand('train:sesemi', ['--data-dir', data, '--evaluate-only'])).rejects.toThrow(UsageError);
+    await expect(runCommand('train:sesemi', ['--data-dir', data, '--evaluate', extra])).rejects.toThrow(/holds neither net_best\.safetensors nor net_last/);
   });
 
   it("SESEMI's own command lines reach the trainer with their values", () => {
