@@ -12,13 +12,14 @@ import type { ClassifyResult } from '../src/cli/commands/classify.js';
 import type { ProbeResult } from '../src/cli/commands/probe.js';
 import type { RotnetResult } from '../src/cli/commands/rotnet.js';
 import { augmentOf, optimizerOf, scheduleOf, selectKey, type OptimizerArgs, type ScheduleFlags } from '../src/cli/common.js';
-import { machineReport, applyMachineFlags } from '../src/cli/machine.js';
+import { applyMachineFlags, machineReport } from '../src/cli/machine.js';
 import { COMMANDS, runCommand } from '../src/cli/main.js';
-import { BUILTIN_ROOT } from '../src/data/builtin.js';
+import { readSafetensors } from '../src/checkpoint/safetensors.js';
 import { Augment, type AugmentOptions } from '../src/data/augment.js';
-import { sharedDecodePool, setDecodeThreads, defaultWorkerCount } from '../src/data/workers.js';
+import { BUILTIN_ROOT } from '../src/data/builtin.js';
+import { defaultWorkerCount, setDecodeThreads, sharedDecodePool } from '../src/data/workers.js';
 import { tensor } from '../src/index.js';
-import { FIXTURES, hasTorch, python } from './golden/golden.js';
+import { hasTorch, python } from './golden/golden.js';
 
 const parse = (command: string, argv: string[]) => parseCommand(COMMANDS[command]!.spec as { name: string; summary: string; flags: Flags }, argv)!;
 
@@ -110,10 +111,10 @@ describe('augmentation options', () => {
     expect(() => augmentOf({ ...base, gammaRange: '1.2,0.8' }, 32)).toThrow("--gammaRange: expected 'lo,hi'");
   });
 
-  it('--selectBy names the held-out metric; top-5 needs more than five classes', () => {
+  it('--selectBy names the held-out metric; top-1 decides where top-5 is always 100 %', () => {
     expect(selectKey('top5', 'val', 10)).toBe('valTop5');
     expect(selectKey('loss', 'test', 3)).toBe('testLoss');
-    expect(() => selectKey('top5', 'test', 4)).toThrow('--selectBy top5 needs more than 5 classes; the data has 4');
+    expect(selectKey('top5', 'test', 4)).toBe('testTop1');
   });
 });
 
@@ -156,5 +157,118 @@ describe('the optimizer the flags build, one step against its closed form', () =
       return f(p) * (1 - 0.1 * 0.01) - (0.1 / 0.2) * ((0.2 * d) / (Math.sqrt(0.01 * d * d) / Math.sqrt(0.01) + 1e-8));
     });
     expect(await stepOnce(a({ optimizer: 'adamw' }))).toBeAllClose(expected, tol);
+  });
+});
+
+// The commands on a tiny image folder (3 classes, 8 training and 4 test images each, 16 px, NIN-3).
+const root = mkdtempSync(join(tmpdir(), 'dawnet-recipes-test-'));
+const data = join(root, 'data');
+const out = (name: string) => join(root, 'runs', name);
+const previousCache = process.env.DAWNET_CACHE;
+
+beforeAll(() => {
+  process.env.DAWNET_CACHE = join(root, 'cache');
+  for (const [split, count] of [['train', 8], ['test', 4]] as const) {
+    for (const cls of ['0-tshirt-top', '1-trouser', '7-sneaker']) {
+      const from = join(BUILTIN_ROOT, split, cls);
+      const to = join(data, split, cls);
+      mkdirSync(to, { recursive: true });
+      for (const f of readdirSync(from).sort().slice(0, count)) copyFileSync(join(from, f), join(to, f));
+    }
+  }
+});
+
+afterAll(() => {
+  if (previousCache === undefined) delete process.env.DAWNET_CACHE;
+  else process.env.DAWNET_CACHE = previousCache;
+  rmSync(root, { recursive: true, force: true });
+});
+
+const tiny = ['--dataroot', data, '--imageSize', '16', '--verbIter', '1', '--batchSize', '4'];
+const nin3 = ['--model', 'nin', '--ninStages', '3'];
+
+/** Runs a command and returns what it returned with the options of every loader it built (the augmentation kernel's settings). */
+async function withTransforms<R>(command: string, argv: string[]): Promise<{ result: R; transforms: AugmentOptions[] }> {
+  const spy = vi.spyOn(Augment.prototype, 'layout');
+  try {
+    const result = (await runCommand(command, argv)) as R;
+    return { result, transforms: spy.mock.contexts.map((c) => (c as Augment).options) };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+function epochRecords(outf: string): Record<string, number>[] {
+  return readFileSync(join(outf, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, number> & { kind?: string })
+    .filter((r) => (r as { kind?: string }).kind === 'epoch');
+}
+
+/** The RotNet run the probe reads, made once by whichever test needs it first. */
+let pretrained: Promise<{ result: RotnetResult; transforms: AugmentOptions[] }> | null = null;
+const rotnetRun = () => (pretrained ??= withTransforms<RotnetResult>('train:rotnet', [...tiny, ...nin3, '--epochs', '2', '--epochSize', '8', '--optimizer', 'adam', '--lut', '0:0.01,1:0.002', '--outf', out('rotnet')]));
+
+describe('the options that reach the trainers', () => {
+  it("train:rotnet crops and flips as RotNet's CIFAR loaders by default; --optimizer and --lut reach it", async () => {
+    const { result, transforms } = await rotnetRun();
+    const [train, heldOut] = transforms;
+    expect(train).toMatchObject({ crop: { padding: 4 }, hflip: 0.5, rotation: 'all' });
+    expect(train!.resizedCrop).toBeUndefined();
+    expect(heldOut).not.toHaveProperty('crop');
+    expect(heldOut).not.toHaveProperty('hflip');
+    expect(epochRecords(result.outf).map((r) => r.lr)).toBeAllClose([0.01, 0.002], { rtol: 1e-6, atol: 0 });
+    const saved = await readSafetensors(join(result.outf, 'net_epoch_2.safetensors'));
+    expect(JSON.parse(saved.metadata.optimizer!)).toMatchObject({ kind: 'Adam', groups: [{ hyperparameters: { betas: [0.9, 0.999], weightDecay: 5e-4 } }] });
+  });
+
+  it('train:probe augments the labelled images and keeps the epoch of lowest held-out loss with --selectBy loss', async () => {
+    const { result: rot } = await rotnetRun();
+    const outf = out('probe-loss');
+    const { result, transforms } = await withTransforms<ProbeResult>('train:probe', [
+      ...tiny, '--net', join(rot.outf, 'net_epoch_2.safetensors'), '--blocks', 'conv1,conv2', '--epochs', '3', '--augment', 'rotnet-cifar', '--hflip', '0', '--gammaRange', '0.9,1.1', '--selectBy', 'loss', '--schedule', 'constant', '--lr', '0.05', '--outf', outf,
+    ]);
+    expect(transforms[0]).toMatchObject({ crop: { padding: 4 }, gamma: [0.9, 1.1] });
+    expect(transforms[0]).not.toHaveProperty('hflip');
+    const losses = epochRecords(outf).map((r) => r.testLoss_conv1!);
+    expect(losses).toHaveLength(3);
+    const lowest = losses.indexOf(Math.min(...losses)) + 1;
+    expect(result.bestEpoch).toBe(lowest);
+    expect((await readSafetensors(join(outf, 'net_best.safetensors'))).metadata.epoch).toBe(String(lowest));
+  });
+
+  it('train:finetune selects by validation top-1 or loss, and restores that epoch', async () => {
+    const { result: rot } = await rotnetRun();
+    const common = [...tiny, '--net', join(rot.outf, 'net_epoch_2.safetensors'), '--trainSamples', '4', '--valSamples', '4', '--epochs', '3', '--schedule', 'constant', '--lr', '0.05', '--augment', 'none'];
+    for (const selectBy of ['top1', 'loss'] as const) {
+      const outf = out(`finetune-${selectBy}`);
+      const r = (await runCommand('train:finetune', [...common, '--selectBy', selectBy, '--outf', outf])) as ClassifyResult;
+      const records = epochRecords(outf);
+      const values = records.map((x) => (selectBy === 'loss' ? -x.valLoss! : x.valTop1!));
+      const best = values.indexOf(Math.max(...values)) + 1;
+      expect(r.epoch).toBe(best);
+      expect(r.val!.loss).toBeCloseTo(records[best - 1]!.valLoss!, 5);
+    }
+  });
+});
+
+describe.skipIf(!hasTorch())("the NYU solution's fine-tuning command line on a .pth", () => {
+  it('runs as written (smaller images and batches, one epoch) on a torchvision resnet18 state dict named net_epoch_23.pth', async () => {
+    python('scripts/golden/interop.py', ['nets', '--classes', '3', '--dir', root]);
+    const net = join(root, 'rotLearn', 'net_epoch_23.pth');
+    mkdirSync(join(root, 'rotLearn'), { recursive: true });
+    copyFileSync(join(root, 'resnet18.pth'), net);
+    const outf = out('rotLearn-finetune');
+    const line = `--net ${net} --dataroot ${data} --workers 4 --batchSize 4 --imageSize 16 --lr 0.001 --cuda --ngpu 1 --outf ${outf} --trainSamples 4 --manualSeed 9000 --niter 1 --channels 3`;
+    try {
+      const r = (await runCommand('train:finetune', line.split(' '))) as ClassifyResult;
+      expect(r.labeled).toBe(12);
+      expect(sharedDecodePool().size).toBe(4);
+      const saved = await readSafetensors(join(outf, 'net_best.safetensors'));
+      expect(JSON.parse(saved.metadata.args!)).toMatchObject({ workers: 4, cuda: true, ngpu: 1, manualSeed: 9000, epochs: 1, modelSpec: { model: 'resnet18' } });
+    } finally {
+      setDecodeThreads(defaultWorkerCount());
+    }
   });
 });

@@ -231,10 +231,14 @@ export function describeAugment(o: AugmentOptions): string {
 
 /**
  * The epoch-record key that --selectBy watches on a held-out split ('val' or 'test': valTop5,
- * testLoss…); top-5 needs more than five classes, as the evaluation only scores it then.
+ * testLoss…). With five classes or fewer top-5 is always 100 % (and not scored), so top-1
+ * decides instead, with a warning: a command whose default is top-5 still runs on such data.
  */
 export function selectKey(selectBy: string, split: 'val' | 'test', classes: number): string {
-  if (selectBy === 'top5' && classes <= 5) throw new UsageError(`--selectBy top5 needs more than 5 classes; the data has ${classes}`);
+  if (selectBy === 'top5' && classes <= 5) {
+    process.stderr.write(`--selectBy top5: top-5 accuracy is 100 % with ${classes} classes; the best epoch is chosen by top1\n`);
+    return selectKey('top1', split, classes);
+  }
   const metric = { top1: 'Top1', top5: 'Top5', loss: 'Loss' }[selectBy];
   if (!metric) throw new UsageError(`--selectBy must be top1, top5 or loss, got '${selectBy}'`);
   return `${split}${metric}`;
