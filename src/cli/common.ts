@@ -145,6 +145,8 @@ export function augmentOf(a: AugmentArgs, imageSize: number): AugmentOptions {
   const out: AugmentOptions = {};
   if (preset === 'rotnet-cifar') out.crop = { padding: 4 };
   if (preset === 'imagenet') out.resizedCrop = { scale: [0.08, 1] };
+  // SESEMI's train_transforms: random crop up to 64 px (padded by an eighth of the side, as its CIFAR loaders translate), random-resized-crop (scale 0.2–1) above, gamma 0.5–1.5.
+  if (preset === 'sesemi') Object.assign(out, imageSize <= 64 ? { crop: { padding: Math.max(1, Math.round(imageSize / 8)) } } : { resizedCrop: { scale: [0.2, 1] } }, { gamma: [0.5, 1.5] });
   if (preset !== 'none') out.hflip = 0.5;
   const sameSize = (flag: string, n: number) => {
     if (n !== imageSize) throw new UsageError(`--${flag} ${n}: crops are taken at the image size (${imageSize} px) since held-out images are not cropped; resize with --imageSize ${n} instead`);

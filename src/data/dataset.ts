@@ -125,3 +125,74 @@ export class Subset implements Dataset {
   /** Closing a view closes nothing: the underlying data set belongs to whoever opened it. */
   async close(): Promise<void> {}
 }
+
+/**
+ * Several data sets one after the other (torch.utils.data.ConcatDataset), read as unlabeled:
+ * every label −1, no classes (SESEMI's rotation set of training, validation and extra images).
+ */
+export class UnlabeledConcat implements Dataset {
+  readonly length: number;
+  readonly labels: Int32Array;
+  readonly classes: readonly string[] = [];
+  /** Index of the first sample of each part. */
+  private readonly starts: number[] = [];
+
+  constructor(readonly parts: readonly Dataset[]) {
+    const [first] = parts;
+    if (!first) throw new Error('UnlabeledConcat: no data sets');
+    let n = 0;
+    for (const p of parts) {
+      if (p.channels !== first.channels || p.imageSize !== first.imageSize) throw new Error(`UnlabeledConcat: ${p.channels}-channel ${p.imageSize}px images beside ${first.channels}-channel ${first.imageSize}px ones`);
+      this.starts.push(n);
+      n += p.length;
+    }
+    this.length = n;
+    this.labels = new Int32Array(n).fill(-1);
+  }
+
+  get channels(): Channels {
+    return this.parts[0]!.channels;
+  }
+  get imageSize(): number {
+    return this.parts[0]!.imageSize;
+  }
+
+  /** The part holding sample i and its index there. */
+  private locate(i: number): [number, number] {
+    checkIndex(this, i);
+    let k = this.starts.length - 1;
+    while (this.starts[k]! > i) k--;
+    return [k, i - this.starts[k]!];
+  }
+
+  source(i: number): string {
+    const [k, j] = this.locate(i);
+    return this.parts[k]!.source(j);
+  }
+
+  /** One read per part, the samples of each written to their own positions. */
+  async read(indices: ArrayLike<number>, out: Uint8Array): Promise<ReadFailure[]> {
+    const bytes = sampleBytes(this);
+    const failures: ReadFailure[] = [];
+    for (const [n, part] of this.parts.entries()) {
+      const positions: number[] = [];
+      const local: number[] = [];
+      for (let k = 0; k < indices.length; k++) {
+        const [p, j] = this.locate(indices[k]!);
+        if (p === n) positions.push(k), local.push(j);
+      }
+      if (positions.length === 0) continue;
+      const buffer = new Uint8Array(positions.length * bytes);
+      const bad = new Set((await part.read(local, buffer)).map((f) => f.position));
+      positions.forEach((k, m) => (bad.has(m) ? failures.push({ position: k }) : out.set(buffer.subarray(m * bytes, (m + 1) * bytes), k * bytes)));
+    }
+    return failures.sort((x, y) => x.position - y.position);
+  }
+
+  flushWarnings(): void {
+    for (const p of this.parts) p.flushWarnings?.();
+  }
+
+  /** The parts belong to whoever opened them. */
+  async close(): Promise<void> {}
+}
