@@ -45,13 +45,14 @@ export function redisOptions(url: string, flag = '--queue'): RedisOptions {
 export async function checkReachable(url: string, flag = '--queue', timeoutMs = 5000): Promise<RedisOptions> {
   const options = redisOptions(url, flag);
   const probe = new Redis({ ...options, lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  probe.on('error', () => {});
+  let cause: Error | undefined;
+  probe.on('error', (err: Error) => (cause ??= err));
   try {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs / 1000} s`)), timeoutMs)));
     await Promise.race([probe.connect().then(() => probe.ping()), late]).finally(() => clearTimeout(timer));
   } catch (err) {
-    throw new UsageError(`${flag} ${url}: cannot reach Redis (${err instanceof Error ? err.message : String(err)}); start redis-server there, or check the host, port and firewall`);
+    throw new UsageError(`${flag} ${url}: cannot reach Redis (${(cause ?? (err as Error)).message}); start redis-server there, or check the host, port and firewall`);
   } finally {
     probe.disconnect();
   }
@@ -106,6 +107,10 @@ export async function scoreOnQueue(q: QueueRun): Promise<{ shard: ShardJob; reas
   const enqueue = (id: string) => (chain = chain.then(() => look(id)).catch((err: unknown) => q.log(`score: reading shard ${id}: ${String(err)}`)));
   events.on('completed', ({ jobId }) => enqueue(jobId));
   events.on('failed', ({ jobId }) => enqueue(jobId));
+  events.on('stalled', ({ jobId }) => {
+    const s = pending.get(jobId);
+    if (s) q.log(`score: shard ${s.start}–${s.end}: its worker stopped answering (its lock expired); the shard is back in the queue`);
+  });
   try {
     await events.waitUntilReady();
     for (const shard of q.shards) {

@@ -5,6 +5,7 @@
 import { UsageError } from '../args.js';
 import { defineCommand, outfOf } from '../common.js';
 import { dataFlags, netModelFlag, requestedChannels, runFlags, scoreFlags, unlabeledFlags } from '../flags.js';
+import { checkReachable } from '../../score/queue.js';
 import { scoreStep } from '../../score/step.js';
 import { serveShards } from '../../score/worker.js';
 import { openSplits } from '../../train/splits.js';
@@ -34,6 +35,8 @@ export const score = defineCommand(
   async (a): Promise<ScoreResult | null> => {
     if (!a.teacher) throw new UsageError('score: --teacher is required (a classifier checkpoint)');
     const outf = outfOf('score', a);
+    // An unreachable queue is said before any data is opened or packed.
+    if (a.queue) await checkReachable(a.queue);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: requestedChannels(a.channels) });
     const extra = a.unlabeledRoot ? await openSplits(a.unlabeledRoot, { imageSize: splits.train.imageSize, channels: splits.train.channels, unlabeled: true }) : null;
     try {

@@ -17,6 +17,7 @@ import { UsageError } from '../args.js';
 import { defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
 import { requestedChannels, scheduleFlags, scoreFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 import { pseudoLabels, readRanking } from '../../score/ranking.js';
+import { checkReachable } from '../../score/queue.js';
 import { scoreStep } from '../../score/step.js';
 
 export interface StudentResult {
@@ -50,6 +51,8 @@ export const student = defineCommand(
   async (a): Promise<StudentResult> => {
     if (!a.teacher && !a.ranking) throw new UsageError('train:student: --teacher (a classifier checkpoint) or --ranking (a score run folder) is required');
     const outf = outfOf('train:student', a);
+    // An unreachable queue is said before any data is opened or packed.
+    if (a.queue) await checkReachable(a.queue);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: requestedChannels(a.channels) });
     const extra = a.unlabeledRoot ? await openSplits(a.unlabeledRoot, { imageSize: splits.train.imageSize, channels: splits.train.channels, unlabeled: true }) : null;
     try {
