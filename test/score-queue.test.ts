@@ -1,15 +1,15 @@
 // The scoring step in one process and spread over worker processes through BullMQ on a Redis
 // server of its own (127.0.0.1, a free port, no persistence): the ranking is the brute-force
 // one; three workers, one killed with SIGKILL in the middle of a shard, give the same ranking
-// bit for bit with every shard scored once; an unreachable --queue is one clear error; a worker
-// with another teacher refuses the shards. A tiny random NIN-3 teacher on 36 images of 48 px
+// bit for bit with every shard scored once; a shard that fails on every attempt is reported; an
+// unreachable --queue is one clear error; a worker with another teacher refuses the shards. A tiny random NIN-3 teacher on 36 images of 48 px
 // (a shard of 8 takes about a second on lavapipe, so the kill lands inside one).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModel, type ModelSpec } from '../models/registry.js';
 import { UsageError } from '../src/cli/args.js';
@@ -229,5 +229,27 @@ describe('score', () => {
       await q.obliterate({ force: true });
       await q.close();
     }
+  }, 300_000);
+
+  it.skipIf(!hasRedis)('a shard that fails on every attempt is reported by the coordinator, not dropped', async () => {
+    const url = await redis();
+    const name = `fail-${process.pid}`;
+    const coordinator = cli(['score', ...scoreArgs(out('failing')), '--queue', url, '--queueName', name, '--attempts', '2']);
+    await coordinator.waitFor(/5 shard\(s\) on queue/);
+    // A queue client that fails every job it takes: 5 shards, 2 attempts each.
+    const failing = new Worker(name, null, { connection: redisOptions(url) });
+    try {
+      for (let failed = 0; failed < 10; ) {
+        const job = await failing.getNextJob('failing', { block: true });
+        if (!job) continue;
+        await job.moveToFailed(new Error('the disk is on fire'), 'failing', false);
+        failed++;
+      }
+    } finally {
+      await failing.close();
+    }
+    expect(await coordinator.exited).toBe(1);
+    expect(coordinator.text()).toContain('score: shard 0–8 failed 2 time(s): the disk is on fire');
+    expect(coordinator.text()).toMatch(/score: 5 shard\(s\) failed on every attempt: 0–8 \(the disk is on fire\), 8–16 .*; the 0 scored shard\(s\) are kept in \S+: fix the cause, then run again with --resume/);
   }, 300_000);
 });

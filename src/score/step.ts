@@ -102,7 +102,7 @@ export async function scoreStep(a: ScoreSettings, d: ScoreData, args: Record<str
     if (a.queue) {
       const failed = await scoreOnQueue({ url: a.queue, name: a.queueName, attempts: a.attempts, shards: todo, onShard: save, log: (l) => run.log(l) });
       if (failed.length > 0) {
-        const list = failed.map((f) => `${f.shard.start}–${f.shard.end} (${f.reason})`).join(', ');
+        const list = failed.sort((x, y) => x.shard.start - y.shard.start).map((f) => `${f.shard.start}–${f.shard.end} (${f.reason})`).join(', ');
         throw new Error(`score: ${failed.length} shard(s) failed on every attempt: ${list}; the ${saved.size} scored shard(s) are kept in ${shardDir}: fix the cause, then run again with --resume ${a.outf}`);
       }
     } else if (todo.length > 0) {
