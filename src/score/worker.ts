@@ -56,6 +56,11 @@ export async function serveShards(o: WorkerOptions): Promise<number> {
     while (!stopping && (o.idleSeconds === 0 || Date.now() - idleSince < o.idleSeconds * 1000)) {
       const job: Job<ShardJob, ShardResult> | undefined = await worker.getNextJob(name, { block: true });
       if (!job) continue;
+      if (stopping) {
+        // Taken while a signal arrived: it goes back for another worker.
+        await job.moveToWait(name);
+        break;
+      }
       const s = job.data;
       const teacher = o.teacher ?? s.teacher;
       const hash = await hashOf(teacher).catch(() => null);

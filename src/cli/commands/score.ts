@@ -25,7 +25,8 @@ export const score = defineCommand(
       ...unlabeledFlags,
       ...netModelFlag,
       ...scoreFlags,
-      outf: runFlags.outf,
+      batchSize: { type: 'int', default: 128, help: 'images per forward pass of the teacher: every worker runs the same batches, so a shard gives the same scores anywhere' },
+      outf: { ...runFlags.outf, help: 'output folder: ranking/, ranking.json, metrics.jsonl (a line per shard), args.json (default: runs/score)' },
       resume: { type: 'string', help: 'a score run folder to continue: only the shards it lacks are scored' },
     },
     epilog:
