@@ -240,8 +240,16 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
     ])) as StudentResult;
     expect(r.pseudoLabeled).toBe(6);
     expect(r.pseudoLabelAccuracy).toBeGreaterThanOrEqual(0);
-    expect(existsSync(join(out('student'), 'pseudo_labels.json'))).toBe(true);
+    // The scoring step's ranking, kept in the run folder: 2 of each class's lines are the pseudo-labels.
+    const ranking = JSON.parse(readFileSync(join(out('student'), 'score', 'ranking.json'), 'utf8')) as { topK: number; topP: number; files: string[] };
+    expect(ranking).toMatchObject({ topK: 2, topP: 3, files: ['0-tshirt-top.jsonl', '1-trouser.jsonl', '7-sneaker.jsonl'] });
     expect(existsSync(join(out('student'), 'finetune', 'net_epoch_1.safetensors'))).toBe(true);
+    // A second student reuses that ranking (--ranking) without a teacher, and takes the same 6 images.
+    const again = (await runCommand('train:student', [
+      ...tiny, ...nin3, '--ranking', join(out('student'), 'score'), '--topK', '2', '--trainSamples', '2', '--epochs', '1', '--finetuneEpochs', '1', '--batchSize', '4', '--outf', out('student-reuse'),
+    ])) as StudentResult;
+    expect([again.pseudoLabeled, again.pseudoLabelAccuracy]).toEqual([r.pseudoLabeled, r.pseudoLabelAccuracy]);
+    expect(existsSync(join(out('student-reuse'), 'score'))).toBe(false);
   });
 
   it('train:probe, a step larger than the device memory: one message, no run folder', async () => {

@@ -134,6 +134,17 @@ export const unlabeledFlags = {
   unlabeledRoot: { type: 'string', help: 'unlabeled images (folders, any depth); default: every training image of --dataroot, labels unused' },
 } as const satisfies Flags;
 
+/** The teacher's scoring step (`score`, and `train:student`, which runs it or reuses its ranking). */
+export const scoreFlags = {
+  teacher: { type: 'string', help: 'the teacher: a classifier checkpoint (train:finetune, train:supervised, train:sesemi) or a bare state dict' },
+  topK: { type: 'int', default: 1000, help: 'images ranked per class (the billion-scale recipe’s K as the seed runs it)' },
+  topP: { type: 'int', default: 10, help: 'classes each image may be ranked for: its top P by the teacher (the seed’s P)' },
+  shardSize: { type: 'int', default: 4096, help: 'images per shard, a multiple of --batchSize: the unit of work, of --queue jobs and of --resume' },
+  queue: { type: 'string', help: 'redis://HOST:PORT: score on the workers of this BullMQ queue (npm run score:worker) instead of in this process' },
+  queueName: { type: 'string', default: 'dawnet-score', help: 'the BullMQ queue the shards go to (workers take the same --queueName)' },
+  attempts: { type: 'int', default: 3, help: 'runs of a failing shard before it is reported (--queue)' },
+} as const satisfies Flags;
+
 /** What every classifier-training command takes. */
 export const trainingFlags = { ...dataFlags, ...labelFlags, ...modelFlags, ...optimizerFlags, ...scheduleFlags, ...runFlags, ...machineFlags } as const satisfies Flags;
 
@@ -166,6 +177,10 @@ export const FLAG_RANGES: Readonly<Record<string, Range>> = {
   ndf: { min: 1 },
   topK: { min: 1 },
   topP: { min: 1 },
+  shardSize: { min: 1 },
+  attempts: { min: 1 },
+  lockDuration: { min: 1000 },
+  idle: { min: 0 },
   workers: { min: 1, max: 256 },
   lr: { min: 0 },
   backboneLr: { min: 0 },

@@ -1,24 +1,24 @@
 // train:student — teacher → student pseudo-labelling (Yalniz et al., 2019): a trained teacher
-// scores the unlabeled images, each class takes the K images it is surest of (among the top P
-// classes of each image), a student trains on those pseudo-labels and is then fine-tuned on the
-// real labels. Output: pseudo_labels.json, then pretrain/ and finetune/ runs.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+// ranks the unlabeled images per class (the `score` step: the K images it is surest of for each
+// class, among the top P classes of each image; run here, on a queue of workers with --queue, or
+// reused with --ranking), a student trains on those pseudo-labels and is then fine-tuned on the
+// real labels. Output: score/ (the ranking), then pretrain/ and finetune/ runs.
 import { join } from 'node:path';
 import { buildModel, classifierPrefix } from '../../../models/registry.js';
-import { checkClassNames } from '../../checkpoint/classes.js';
 import { defaultGenerator } from '../../random.js';
 import { resolveResume } from '../../train/run-checkpoints.js';
 import { channelStats, labeledSplit, openSplits, Relabeled } from '../../train/splits.js';
 import type { Accuracy } from '../../train/evaluate.js';
 import { fitClassifier } from '../../train/fit.js';
 import { freezeThrough } from '../../train/freeze.js';
-import { writeFileAtomicSync } from '../../atomic-file.js';
 import { Run } from '../../train/run.js';
 import { requireClassifierStepFits } from '../../train/step-memory.js';
 import { UsageError } from '../args.js';
 import { augmentOf, checkDataMatches, defineCommand, modelSpecOf, optimizerOf, outfOf, scheduleOf, selectKey } from '../common.js';
-import { augmentFlags, requestedChannels, scheduleFlags, selectFlags, trainingFlags, unlabeledFlags } from '../flags.js';
-import { loadClassifier, pseudoLabel } from '../../train/teacher.js';
+import { augmentFlags, requestedChannels, scheduleFlags, scoreFlags, selectFlags, trainingFlags, unlabeledFlags } from '../flags.js';
+import { pseudoLabels, readRanking } from '../../score/ranking.js';
+import { checkReachable } from '../../score/queue.js';
+import { scoreStep } from '../../score/step.js';
 
 export interface StudentResult {
   outf: string;
@@ -36,9 +36,8 @@ export const student = defineCommand(
     flags: {
       ...trainingFlags,
       ...unlabeledFlags,
-      teacher: { type: 'string', help: 'the teacher: a classifier checkpoint (train:finetune, train:supervised, train:sesemi)' },
-      topK: { type: 'int', default: 100, help: 'pseudo-labeled images kept per class' },
-      topP: { type: 'int', default: 1, help: 'classes each image may be a candidate for' },
+      ...scoreFlags,
+      ranking: { type: 'string', help: 'reuse the ranking of a score run folder instead of scoring (its first --topK per class are taken)' },
       schedule: { ...scheduleFlags.schedule, default: 'cosine' },
       lr: { type: 'number', default: 0.05, help: 'learning rate' },
       batchSize: { type: 'int', default: 64, help: 'images per step' },
@@ -49,12 +48,13 @@ export const student = defineCommand(
       augment: { ...augmentFlags.augment, help: `${augmentFlags.augment.help} (as the classifiers; the billion-scale recipe's ImageNet crops are --augment imagenet)` },
       selectBy: { ...selectFlags.selectBy, help: 'the test metric that picks each stage’s best epoch (no validation split here)' },
     },
-    epilog: 'Example: npm run train:student -- --teacher runs/finetune/net_best.safetensors --topK 200 --trainSamples 100',
+    epilog: 'Example: npm run train:student -- --teacher runs/finetune/net_best.safetensors --topK 200 --trainSamples 100\n         npm run train:student -- --ranking runs/score --trainSamples 100   (a ranking `npm run score` made)',
   },
   async (a): Promise<StudentResult> => {
-    if (!a.teacher) throw new UsageError('train:student: --teacher is required (a classifier checkpoint)');
-    if (!(a.topK >= 1 && a.topP >= 1)) throw new UsageError('train:student: --topK and --topP must be at least 1');
+    if (!a.teacher && !a.ranking) throw new UsageError('train:student: --teacher (a classifier checkpoint) or --ranking (a score run folder) is required');
     const outf = outfOf('train:student', a);
+    // An unreachable queue is said before any data is opened or packed.
+    if (a.queue) await checkReachable(a.queue);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: requestedChannels(a.channels) });
     const extra = a.unlabeledRoot ? await openSplits(a.unlabeledRoot, { imageSize: splits.train.imageSize, channels: splits.train.channels, unlabeled: true }) : null;
     try {
@@ -64,25 +64,22 @@ export const student = defineCommand(
       const spec = modelSpecOf(a, splits.train, classes.length, normalize);
       const selectBy = selectKey(a.selectBy, 'test', classes.length);
       const augment = augmentOf(a, spec.imageSize);
-      // Before the teacher's pass writes pseudo_labels.json: both stages step at --batchSize.
+      // Before the teacher's pass writes its ranking: both stages step at --batchSize.
       requireClassifierStepFits(spec, [splits.train.channels, splits.train.imageSize, splits.train.imageSize], a.batchSize);
-      const pseudoPath = join(outf, 'pseudo_labels.json');
-      let chosen: { rows: Int32Array; labels: Int32Array };
-      if (a.resume && existsSync(pseudoPath)) {
-        const saved = JSON.parse(readFileSync(pseudoPath, 'utf8')) as { rows: number[]; labels: number[] };
-        chosen = { rows: Int32Array.from(saved.rows), labels: Int32Array.from(saved.labels) };
+      let ranking: ReturnType<typeof readRanking>;
+      if (a.ranking) {
+        ranking = readRanking(a.ranking);
+        if (!ranking) throw new UsageError(`train:student: --ranking ${a.ranking} holds no finished ranking (ranking.json); finish it with npm run score -- --resume ${a.ranking}`);
       } else {
-        const { model: teacher, spec } = await loadClassifier(a.teacher, splits.train);
-        try {
-          checkDataMatches(spec, unlabeled, `train:student: the teacher ${a.teacher}`);
-          checkClassNames(a.teacher, spec, classes, `--dataroot ${a.dataroot ?? '(the built-in set)'}`);
-          chosen = await pseudoLabel(teacher, spec, unlabeled, { perClass: a.topK, perImage: a.topP });
-        } finally {
-          teacher.dispose();
-        }
-        mkdirSync(outf, { recursive: true });
-        writeFileAtomicSync(pseudoPath, `${JSON.stringify({ teacher: a.teacher, rows: [...chosen.rows], labels: [...chosen.labels], sources: [...chosen.rows].map((r) => unlabeled.source(r)) })}\n`);
+        const folder = join(outf, 'score');
+        ranking = await scoreStep(
+          { ...a, teacher: a.teacher!, outf: folder, ...(a.resume ? { resume: folder } : {}) },
+          { train: splits.train, scored: unlabeled, where: extra ? { root: a.unlabeledRoot, unlabeled: true } : { ...(a.dataroot === undefined ? {} : { root: a.dataroot }), unlabeled: false }, dataName: `--dataroot ${a.dataroot ?? '(the built-in set)'}` },
+          { ...a, stage: 'score' },
+        );
+        if (!ranking) throw new UsageError(`train:student: scoring was stopped; continue with --resume ${outf}`);
       }
+      const chosen = pseudoLabels(ranking, { length: unlabeled.length, classes, source: (i) => unlabeled.source(i) }, a.topK);
       const pseudo = new Relabeled(unlabeled, chosen.rows, chosen.labels, classes);
       const known = [...chosen.rows].filter((r) => unlabeled.labels[r]! >= 0);
       const pseudoLabelAccuracy = known.length > 0 ? [...chosen.rows].filter((r, i) => unlabeled.labels[r] === chosen.labels[i]).length / known.length : undefined;
