@@ -123,6 +123,11 @@ export class Backend {
     });
   }
 
+  /** False once destroy() ran. */
+  get alive(): boolean {
+    return !this.destroyed;
+  }
+
   /**
    * Sets the binding ceiling (bytes, or text such as "1MiB"), never above the device's limit;
    * undefined restores the device's. Ops read it at each launch: tests and benchmarks use this

@@ -32,6 +32,22 @@ const INSTALL_HINT = [
 ].join('\n');
 
 let globalsInstalled = false;
+
+/**
+ * The names of every adapter Dawn sees, in its order. WebGPU has no enumeration call; Dawn lists
+ * them when asked for an adapter that does not exist, so that list is read.
+ */
+export async function listAdapters(): Promise<string[]> {
+  const gpu = create(['adapter=\u0000dawnet-list-adapters']);
+  let message = '';
+  try {
+    await gpu.requestAdapter();
+  } catch (err) {
+    message = err instanceof Error ? err.message : String(err);
+  }
+  return [...message.matchAll(/name: '([^']*)'/g)].map((m) => m[1]!);
+}
+
 /** Dawn's GPU instance must outlive its devices: if it is collected, they crash. */
 const instances: GPU[] = [];
 

@@ -71,6 +71,7 @@ export abstract class Optimizer<H extends Hyperparameters> {
   private readonly arenas: Chunk[][];
   private readonly params: Tensor[];
   private readonly norm: GradNorm;
+  private readonly arenaBytes: number | undefined;
   private gathered = false;
   private clipArmed = false;
   private disposed = false;
@@ -100,6 +101,7 @@ export abstract class Optimizer<H extends Hyperparameters> {
     });
     this.params = this.paramGroups.flatMap((g) => [...g.params]);
     this.steps = this.params.map(() => 0);
+    this.arenaBytes = arenaBytes;
     // Arenas are cut to the binding ceiling, so each is bound whole.
     const ceiling = backend().bindingLimit;
     this.arenas = buildArenas(
@@ -181,6 +183,29 @@ export abstract class Optimizer<H extends Hyperparameters> {
     const norm = this.norm.encode(maxNorm);
     this.clipArmed = true;
     return norm;
+  }
+
+  /**
+   * The same optimizer (kind, groups, hyperparameters, arena layout) over `params`, which match
+   * this one's parameters one for one: a data-parallel replica's, built on the current device.
+   * Its state starts empty; load this one's stateDict() into it.
+   */
+  replicate(params: readonly Tensor[]): Optimizer<H> {
+    if (params.length !== this.params.length) throw new Error(`${this.kind}.replicate: got ${params.length} parameters for ${this.params.length}`);
+    let next = 0;
+    const groups = this.paramGroups.map(({ params: own, ...hyperparameters }) => ({ ...hyperparameters, params: own.map(() => params[next++]!) }));
+    const Kind = this.constructor as new (p: ParamsInput<H>, o: ArenaOptions) => Optimizer<H>;
+    return new Kind(groups as unknown as ParamsInput<H>, this.arenaBytes === undefined ? {} : { arenaBytes: this.arenaBytes });
+  }
+
+  /**
+   * The gradient arenas, every .grad copied in (as step() does first): data-parallel training
+   * reads them, sums them over the replicas and writes the sum back before step().
+   */
+  gradientArenas(): BufferView[] {
+    this.checkAlive();
+    this.gather();
+    return this.arenas.flat().map((chunk) => arenaView(chunk, chunk.grad));
   }
 
   /** Copies the state to the host (one readback per arena and state slot). */

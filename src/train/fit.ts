@@ -35,6 +35,9 @@ export interface FitSettings {
   /** Stop when validation top-1 has not improved for this many epochs (0: never). */
   patience: number;
   resume?: string;
+  /** --devices and --syncBN (loop.ts). */
+  devices?: string;
+  syncBN?: boolean;
 }
 
 export interface FitData {

@@ -1,0 +1,322 @@
+// Data-parallel training (--devices): one Dawn device per replica, each running the recipe's own
+// step on its share of the global batch. The model's tensors are pointed at a replica's memory
+// for that replica's step (Tensor.swapStorage), so a command's step runs unchanged on every
+// device. After backward each device's gradient arenas are read back, summed on the host in a
+// fixed order (device 0, 1, …; WebGPU devices cannot see each other's buffers), written back to
+// every device, and every replica's optimizer applies the same update, so replicas never drift.
+// Batch norm uses each device's own batch statistics (PyTorch's DataParallel); evaluation,
+// checkpoints and running statistics are device 0's.
+import { tensor, zeros } from '../creation.js';
+import { Backend } from '../gpu/backend.js';
+import { listAdapters } from '../gpu/device.js';
+import type { Module } from '../nn/module.js';
+import { Optimizer, type Hyperparameters } from '../optim/optimizer.js';
+import { backend, onDevice } from '../runtime.js';
+import { scope } from '../scope.js';
+import { Tensor } from '../tensor.js';
+import type { LoopBatch, LoopOptimizer } from './loop.js';
+import type { MetricKind, StepMetrics } from './trainer.js';
+
+/** What --devices asks for: a count, every adapter, or adapters by (part of) their names. */
+export type DeviceRequest = { count: number } | { all: true } | { names: string[] };
+
+/** Parses --devices N|all|<name>,<name>…; a string says what is wrong. */
+export function parseDevices(text: string): DeviceRequest | string {
+  const t = text.trim();
+  if (t === 'all') return { all: true };
+  if (/^[+-]?\d+$/.test(t)) {
+    const count = Number(t);
+    return count >= 1 && count <= 64 ? { count } : `--devices ${text}: a count must be 1 to 64`;
+  }
+  const names = t.split(',').map((n) => n.trim());
+  if (t === '' || names.some((n) => n === '')) return `--devices '${text}': expected a count (2), all, or adapter names separated by commas (NVIDIA,AMD)`;
+  return { names };
+}
+
+type AnyOptimizer = Optimizer<Hyperparameters>;
+
+/** The adapters extra devices open on, device 0 (the one `init()` opened) aside; throws when the request cannot be met. */
+async function extraAdapters(request: DeviceRequest, first: string, text: string): Promise<string[]> {
+  const adapters = await listAdapters();
+  if (adapters.length === 0) adapters.push(first);
+  const others = [...adapters];
+  const own = others.indexOf(first);
+  if (own >= 0) others.splice(own, 1);
+  const seen = `this machine's adapters: ${adapters.map((a) => `'${a}'`).join(', ')}`;
+  if ('all' in request) return others;
+  if ('count' in request) {
+    // One adapter: several devices on it (useful for testing; they share its compute).
+    if (adapters.length === 1) return Array<string>(request.count - 1).fill(adapters[0]!);
+    if (request.count > adapters.length) throw new Error(`--devices ${text}: only ${adapters.length} adapters (${seen}); ask for at most ${adapters.length}, or name adapters to open several devices on one`);
+    return others.slice(0, request.count - 1);
+  }
+  const pick = (name: string): string => {
+    const found = adapters.find((a) => a.toLowerCase().includes(name.toLowerCase()));
+    if (!found) throw new Error(`--devices: no adapter named '${name}' (${seen})`);
+    return found;
+  };
+  const [head, ...rest] = request.names.map(pick);
+  if (head !== first) throw new Error(`--devices: device 0 is '${first}' (the adapter dawnet opened; DAWNET_ADAPTER chooses it), not '${head}': list it first, or set DAWNET_ADAPTER=${request.names[0]}`);
+  return rest;
+}
+
+/** One replica beyond device 0: its device, its memory for each of the model's tensors, its optimizers. */
+interface Replica {
+  device: Backend;
+  shadows: Tensor[];
+  optimizers: AnyOptimizer[];
+}
+
+/** A step's scalars as numbers, each the weighted mean over the devices. */
+export type HostMetrics = Record<string, { kind: MetricKind; value: number }>;
+
+/** Sample boundaries of each device's share: the first `size mod K` devices take one more. */
+export function shardBounds(size: number, devices: number): number[] {
+  return Array.from({ length: devices + 1 }, (_, k) => Math.ceil((k * size) / devices));
+}
+
+interface HostBatch {
+  tensors: Map<Tensor, Float32Array | Int32Array>;
+}
+
+export class DataParallel {
+  /** Seconds spent in the last step's reduce (readback, sum, write-back) and the batch's transfer, for the bench. */
+  lastOverheadSeconds = 0;
+
+  private constructor(
+    private readonly main: Backend,
+    private readonly tensors: Tensor[],
+    private readonly optimizers: AnyOptimizer[],
+    private readonly replicas: Replica[],
+  ) {}
+
+  /** Devices in all, device 0 included. */
+  get size(): number {
+    return this.replicas.length + 1;
+  }
+
+  /** The adapter name of each device, device 0 first. */
+  get adapters(): string[] {
+    return [this.main, ...this.replicas.map((r) => r.device)].map((d) => d.adapterName);
+  }
+
+  /**
+   * Opens the devices --devices asks for beyond the current one and makes each a replica of
+   * `modules` and `optimizers` as they are now (after any --resume). Null for one device.
+   */
+  static async open(text: string, modules: readonly Module[], optimizers: readonly LoopOptimizer[]): Promise<DataParallel | null> {
+    const request = parseDevices(text);
+    if (typeof request === 'string') throw new Error(request);
+    const main = backend();
+    const names = await extraAdapters(request, main.adapterName, text);
+    if (names.length === 0) return null;
+    const opts = optimizers.map((o) => {
+      if (!(o instanceof Optimizer)) throw new Error('--devices: data-parallel training needs dawnet optimizers (SGD, Adam, AdamW)');
+      return o as AnyOptimizer;
+    });
+    const tensors = [...new Set([...modules.flatMap((m) => m.namedState().map(([, t]) => t)), ...opts.flatMap((o) => o.parameters())])];
+    const host = await Promise.all(tensors.map((t) => t.toArray()));
+    const states = await Promise.all(opts.map((o) => o.stateDict()));
+    const replicas: Replica[] = [];
+    try {
+      for (const name of names) {
+        const device = await Backend.open({ adapter: name, announce: false });
+        const replica: Replica = { device, shadows: [], optimizers: [] };
+        replicas.push(replica);
+        onDevice(device, () => {
+          replica.shadows = tensors.map((t, i) => tensor(host[i]!, t.shape, { dtype: t.dtype }).keep());
+          const shadowOf = new Map(tensors.map((t, i) => [t, replica.shadows[i]!]));
+          replica.optimizers = opts.map((o, i) => {
+            const copy = o.replicate(o.parameters().map((p) => shadowOf.get(p)!));
+            copy.loadStateDict(states[i]!);
+            return copy;
+          });
+        });
+      }
+    } catch (err) {
+      for (const r of replicas) r.device.destroy();
+      throw err;
+    }
+    return new DataParallel(main, tensors, opts, replicas);
+  }
+
+  /**
+   * One training step over the devices: `batch` (on device 0) is cut into shares along its
+   * first dimension, each device runs `step` on its share, the gradients are summed weighted by
+   * each share's part of the batch (each device's loss is a mean over its share), and every
+   * optimizer steps on every device. Returns the step's scalars, weighted the same way.
+   */
+  async step<B extends LoopBatch>(batch: B, step: (b: B) => StepMetrics): Promise<HostMetrics> {
+    let started = performance.now();
+    const devices = [this.main, ...this.replicas.map((r) => r.device)];
+    const host: HostBatch = { tensors: new Map() };
+    await readTensors(batch, host);
+    const bounds = shardBounds(batch.size, devices.length);
+    const weights = devices.map((_, k) => (bounds[k + 1]! - bounds[k]!) / batch.size);
+    let overhead = performance.now() - started;
+    const metrics: StepMetrics[] = [];
+    for (let k = 0; k < devices.length; k++) {
+      const device = devices[k]!;
+      const replica = this.replicas[k - 1];
+      if (weights[k] === 0) {
+        // No share for this device (a batch smaller than the device count): zero gradients, so
+        // that its optimizers update the same parameters as device 0's.
+        onDevice(device, () => replica!.shadows.forEach((s, i) => (s.grad = this.tensors[i]!.grad ? zeros(s.shape).keep() : null)));
+        continue;
+      }
+      const share = onDevice(device, () => shareOf(batch, host, bounds[k]!, bounds[k + 1]!, batch.size));
+      const kept = replica ? this.enter(replica) : [];
+      try {
+        metrics[k] = onDevice(device, () =>
+          scope(() => {
+            const m = step(share);
+            for (const { value } of Object.values(m)) value.keep();
+            return m;
+          }),
+        );
+      } finally {
+        if (replica) this.leave(replica, kept);
+        share.dispose();
+      }
+      // Submitted now, so this device computes while the next one's step is encoded.
+      device.flush();
+    }
+    started = performance.now();
+    const [values] = await Promise.all([this.readMetrics(metrics, weights), this.reduce(devices, weights)]);
+    for (let k = 0; k < devices.length; k++) {
+      const device = devices[k]!;
+      onDevice(device, () => {
+        const opts = k === 0 ? this.optimizers : this.replicas[k - 1]!.optimizers;
+        opts.forEach((o, i) => {
+          if (k > 0) syncHyperparameters(this.optimizers[i]!, o);
+          o.step();
+          o.zeroGrad();
+        });
+      });
+    }
+    this.lastOverheadSeconds = (overhead + performance.now() - started) / 1000;
+    return values;
+  }
+
+  /** Closes the replicas' devices; device 0 and its tensors stay. */
+  close(): void {
+    for (const r of this.replicas) {
+      for (const o of r.optimizers) o.dispose();
+      for (const s of r.shadows) s.dispose();
+      r.device.destroy();
+    }
+    this.replicas.length = 0;
+  }
+
+  /** Points every model tensor at the replica's memory, holding device 0's gradients aside; returns them. */
+  private enter(replica: Replica): (Tensor | null)[] {
+    const kept = this.tensors.map((t) => t.grad);
+    this.tensors.forEach((t, i) => {
+      t.grad = null;
+      t.swapStorage(replica.shadows[i]!);
+    });
+    return kept;
+  }
+
+  /** Points the model's tensors back at device 0; the replica's gradients go to its own optimizers' parameters. */
+  private leave(replica: Replica, kept: (Tensor | null)[]): void {
+    this.tensors.forEach((t, i) => {
+      const shadow = replica.shadows[i]!;
+      t.swapStorage(shadow);
+      shadow.grad = t.grad;
+      t.grad = kept[i]!;
+    });
+  }
+
+  /** Reads every device's gradient arenas, sums them in device order with the shares' weights, writes the sum back to each. */
+  private async reduce(devices: Backend[], weights: number[]): Promise<void> {
+    const arenas = devices.map((device, k) =>
+      onDevice(device, () => (k === 0 ? this.optimizers : this.replicas[k - 1]!.optimizers).flatMap((o) => o.gradientArenas())),
+    );
+    const read = await Promise.all(arenas.map((views, k) => Promise.all(views.map((v) => devices[k]!.read(v)))));
+    arenas[0]!.forEach((view, a) => {
+      const sum = new Float32Array(view.size / 4);
+      const acc = new Float64Array(sum.length);
+      for (let k = 0; k < devices.length; k++) {
+        if (weights[k] === 0) continue;
+        const part = new Float32Array(read[k]![a]!);
+        const w = weights[k]!;
+        for (let i = 0; i < acc.length; i++) acc[i]! += w * part[i]!;
+      }
+      sum.set(acc);
+      devices.forEach((device, k) => device.write(arenas[k]![a]!, sum));
+    });
+  }
+
+  private async readMetrics(metrics: StepMetrics[], weights: number[]): Promise<HostMetrics> {
+    const out: HostMetrics = {};
+    for (let k = 0; k < metrics.length; k++) {
+      const m = metrics[k];
+      if (!m) continue;
+      for (const [name, { kind, value }] of Object.entries(m)) {
+        const v = (await value.toArray())[0]!;
+        value.dispose();
+        const entry = (out[name] ??= { kind, value: 0 });
+        entry.value += weights[k]! * v;
+      }
+    }
+    return out;
+  }
+}
+
+/** Copies a replica optimizer's hyperparameters from device 0's (a schedule changes them). */
+function syncHyperparameters(from: AnyOptimizer, to: AnyOptimizer): void {
+  from.paramGroups.forEach((group, g) => {
+    const { params: _params, ...hyperparameters } = group;
+    Object.assign(to.paramGroups[g]!, hyperparameters);
+  });
+}
+
+/** Reads every tensor of a batch (at any depth of plain objects) to the host. */
+async function readTensors(value: unknown, host: HostBatch): Promise<void> {
+  if (value instanceof Tensor) {
+    if (!host.tensors.has(value)) host.tensors.set(value, await value.toArray());
+    return;
+  }
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return;
+  for (const v of Object.values(value)) await readTensors(v, host);
+}
+
+/**
+ * Samples [from, to) of a batch of `size` samples, as a batch of the same shape on the current
+ * device: tensors and host arrays are cut along their first dimension, whose rows per sample
+ * (4 in a rotation batch) they keep; nested batches (SESEMI's labeled and unlabeled ones) are cut
+ * in the same proportion of their own size.
+ */
+function shareOf<B extends LoopBatch>(batch: B, host: HostBatch, from: number, to: number, size: number): B {
+  const made: Tensor[] = [];
+  const cut = (value: unknown, lo: number, hi: number, n: number, where: string): unknown => {
+    if (value instanceof Tensor) {
+      const rows = value.shape[0] ?? 0;
+      if (rows % n !== 0) throw new Error(`--devices: cannot share ${where} [${value.shape.join(', ')}] of a batch of ${n} samples`);
+      const per = rows / n;
+      const data = host.tensors.get(value)!;
+      const stride = value.size / Math.max(rows, 1);
+      const t = tensor(data.subarray(lo * per * stride, hi * per * stride), [(hi - lo) * per, ...value.shape.slice(1)], { dtype: value.dtype }).keep();
+      made.push(t);
+      return t;
+    }
+    if (value instanceof Int32Array || value instanceof Float32Array) {
+      const per = value.length / n;
+      return Number.isInteger(per) ? value.slice(lo * per, hi * per) : value;
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+    const inner = value as Record<string, unknown>;
+    // A nested batch with its own size is cut in proportion.
+    const own = typeof inner.size === 'number' ? inner.size : n;
+    const [a, b] = own === n ? [lo, hi] : [Math.ceil((lo * own) / n), Math.ceil((hi * own) / n)];
+    const out: Record<string, unknown> = {};
+    for (const [key, v] of Object.entries(inner)) {
+      if (key === 'size') out[key] = b - a;
+      else if (key === 'dispose') out[key] = () => made.forEach((t) => t.dispose());
+      else out[key] = cut(v, a, b, own, `${where}.${key}`);
+    }
+    return out;
+  };
+  return cut(batch, from, to, size, 'batch') as B;
+}
