@@ -49,19 +49,21 @@ interface ToyResult {
 }
 
 /** Trains the toy recipe one epoch (5 steps) on `devices`; BN in eval style (running statistics) unless `bnTrain`. */
-async function toyRun(name: string, devices: string, { bnTrain = false, syncBN = false } = {}): Promise<ToyResult> {
+async function toyRun(name: string, devices: string, { bnTrain = false, syncBN = false, epochs = 1, resume = false } = {}): Promise<ToyResult> {
   manualSeed(3);
   const model = new Sequential(new Conv2d(1, 4, 3, { padding: 1 }), new BatchNorm2d(4), new ReLU(), new Flatten(), new Linear(4 * 36, 3));
   const optimizer = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
-  const run = new Run(join(root, name), 'test', {});
+  const outf = join(root, name);
+  const run = new Run(outf, 'test', resume ? { resume: outf } : {});
   const read = () => Promise.all(model.parameters().map(async (p) => (await p.toArray()) as Float32Array));
   try {
     const initial = await read();
     await trainLoop({
       run,
-      epochs: 1,
+      epochs,
       verbIter: 1,
       devices,
+      ...(resume ? { resume: outf } : {}),
       syncBN,
       loader: toyLoader(),
       optimizers: [optimizer],
@@ -123,6 +125,15 @@ describe('data-parallel training', () => {
     // With statistics per share, the result differs from one device's (as PyTorch's DataParallel).
     const one = await toyRun('bn-one', '1', { bnTrain: true });
     expect(maxDifference(a.params, one.params)).toBeGreaterThan(0);
+  });
+
+  it('--resume with 2 devices continues bit for bit: 1 epoch, then a resumed second, equals 2 epochs at once', async () => {
+    const whole = await toyRun('whole', '2', { bnTrain: true, epochs: 2 });
+    await toyRun('halves', '2', { bnTrain: true, epochs: 1 });
+    const resumed = await toyRun('halves', '2', { bnTrain: true, epochs: 2, resume: true });
+    expect(whole.losses).toHaveLength(10);
+    expect(resumed.losses).toEqual(whole.losses);
+    expect(maxDifference(resumed.params, whole.params)).toBe(0);
   });
 
   it('cuts a batch into shares with the remainder on the first devices', () => {

@@ -8,7 +8,7 @@
 // checkpoints and running statistics are device 0's.
 import { tensor, zeros } from '../creation.js';
 import { Backend } from '../gpu/backend.js';
-import { listAdapters } from '../gpu/device.js';
+import { isAdapter, listAdapters } from '../gpu/device.js';
 import type { Module } from '../nn/module.js';
 import { Optimizer, type Hyperparameters } from '../optim/optimizer.js';
 import { backend, onDevice } from '../runtime.js';
@@ -36,13 +36,15 @@ export function parseDevices(text: string): DeviceRequest | string {
 type AnyOptimizer = Optimizer<Hyperparameters>;
 
 /** The adapters extra devices open on, device 0 (the one `init()` opened) aside; throws when the request cannot be met. */
-async function extraAdapters(request: DeviceRequest, first: string, text: string): Promise<string[]> {
+async function extraAdapters(request: DeviceRequest, main: Backend, text: string): Promise<string[]> {
   const adapters = await listAdapters();
-  if (adapters.length === 0) adapters.push(first);
-  const others = [...adapters];
-  const own = others.indexOf(first);
-  if (own >= 0) others.splice(own, 1);
+  const own = adapters.findIndex((a) => isAdapter(a, main.adapterId));
+  if (own < 0) adapters.unshift(main.adapterName);
+  const first = adapters[Math.max(own, 0)]!;
+  const others = adapters.filter((_, i) => i !== Math.max(own, 0));
   const seen = `this machine's adapters: ${adapters.map((a) => `'${a}'`).join(', ')}`;
+  // Dawn opens an adapter by name: adapters that share one cannot be told apart.
+  if (new Set(adapters).size < adapters.length) process.stderr.write(`dawnet: --devices: adapters share a name (${seen}); Dawn opens the first of each name, so devices may share one GPU\n`);
   if ('all' in request) return others;
   if ('count' in request) {
     // One adapter: several devices on it (useful for testing; they share its compute).
@@ -80,8 +82,13 @@ interface HostBatch {
 }
 
 export class DataParallel {
-  /** Seconds spent in the last step's reduce (readback, sum, write-back) and the batch's transfer, for the bench. */
-  lastOverheadSeconds = 0;
+  /**
+   * The last step's costs that one device does not have, in ms: `share`, reading the batch back
+   * and uploading each device's share; `reduce`, from every device having finished its backward
+   * to the summed gradients written back to all (readback, host sum, write). For the bench.
+   */
+  readonly overheadMs = { share: 0, reduce: 0 };
+  private readonly scratch: { acc: Float64Array; sum: Float32Array }[] = [];
 
   private constructor(
     private readonly main: Backend,
@@ -108,7 +115,7 @@ export class DataParallel {
     const request = parseDevices(text);
     if (typeof request === 'string') throw new Error(request);
     const main = backend();
-    const names = await extraAdapters(request, main.adapterName, text);
+    const names = await extraAdapters(request, main, text);
     if (names.length === 0) return null;
     const opts = optimizers.map((o) => {
       if (!(o instanceof Optimizer)) throw new Error('--devices: data-parallel training needs dawnet optimizers (SGD, Adam, AdamW)');
@@ -147,13 +154,13 @@ export class DataParallel {
    * optimizer steps on every device. Returns the step's scalars, weighted the same way.
    */
   async step<B extends LoopBatch>(batch: B, step: (b: B) => StepMetrics): Promise<HostMetrics> {
-    let started = performance.now();
+    const started = performance.now();
     const devices = [this.main, ...this.replicas.map((r) => r.device)];
     const host: HostBatch = { tensors: new Map() };
     await readTensors(batch, host);
     const bounds = shardBounds(batch.size, devices.length);
     const weights = devices.map((_, k) => (bounds[k + 1]! - bounds[k]!) / batch.size);
-    let overhead = performance.now() - started;
+    this.overheadMs.share = performance.now() - started;
     const metrics: StepMetrics[] = [];
     for (let k = 0; k < devices.length; k++) {
       const device = devices[k]!;
@@ -164,7 +171,9 @@ export class DataParallel {
         onDevice(device, () => replica!.shadows.forEach((s, i) => (s.grad = this.tensors[i]!.grad ? zeros(s.shape).keep() : null)));
         continue;
       }
+      const uploading = performance.now();
       const share = onDevice(device, () => shareOf(batch, host, bounds[k]!, bounds[k + 1]!, batch.size));
+      this.overheadMs.share += performance.now() - uploading;
       const kept = replica ? this.enter(replica) : [];
       try {
         metrics[k] = onDevice(device, () =>
@@ -181,8 +190,11 @@ export class DataParallel {
       // Submitted now, so this device computes while the next one's step is encoded.
       device.flush();
     }
-    started = performance.now();
-    const [values] = await Promise.all([this.readMetrics(metrics, weights), this.reduce(devices, weights)]);
+    const values = await this.readMetrics(metrics, weights);
+    await Promise.all(devices.map((d) => d.sync()));
+    const reducing = performance.now();
+    await this.reduce(devices, weights);
+    this.overheadMs.reduce = performance.now() - reducing;
     for (let k = 0; k < devices.length; k++) {
       const device = devices[k]!;
       onDevice(device, () => {
@@ -194,7 +206,6 @@ export class DataParallel {
         });
       });
     }
-    this.lastOverheadSeconds = (overhead + performance.now() - started) / 1000;
     return values;
   }
 
@@ -235,13 +246,13 @@ export class DataParallel {
     );
     const read = await Promise.all(arenas.map((views, k) => Promise.all(views.map((v) => devices[k]!.read(v)))));
     arenas[0]!.forEach((view, a) => {
-      const sum = new Float32Array(view.size / 4);
-      const acc = new Float64Array(sum.length);
+      // The host buffers of each arena are made once and reused every step.
+      const scratch = (this.scratch[a] ??= { acc: new Float64Array(view.size / 4), sum: new Float32Array(view.size / 4) });
+      const { acc, sum } = scratch;
+      acc.fill(0);
       for (let k = 0; k < devices.length; k++) {
         if (weights[k] === 0) continue;
-        const part = new Float32Array(read[k]![a]!);
-        const w = weights[k]!;
-        for (let i = 0; i < acc.length; i++) acc[i]! += w * part[i]!;
+        addScaled(acc, new Float32Array(read[k]![a]!), weights[k]!);
       }
       sum.set(acc);
       devices.forEach((device, k) => device.write(arenas[k]![a]!, sum));
@@ -262,6 +273,11 @@ export class DataParallel {
     }
     return out;
   }
+}
+
+/** acc += w · part, elementwise (float64, so the order of the devices is the only rounding order). */
+function addScaled(acc: Float64Array, part: Float32Array, w: number): void {
+  for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + w * part[i]!;
 }
 
 /** Copies a replica optimizer's hyperparameters from device 0's (a schedule changes them). */
