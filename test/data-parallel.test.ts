@@ -3,12 +3,15 @@
 // momentum and weight decay) gives after 5 steps the parameters of one device at the same global
 // batch, batches that do not split evenly included; two runs on 2 devices are bit-identical; bad
 // --devices values are one clear error.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError, parseCommand, type Flags } from '../src/cli/args.js';
-import { COMMANDS } from '../src/cli/main.js';
+import type { SesemiResult } from '../src/cli/commands/sesemi.js';
+import { COMMANDS, runCommand } from '../src/cli/main.js';
+import { BUILTIN_ROOT } from '../src/data/builtin.js';
+import { backend } from '../src/runtime.js';
 import { F, Generator, manualSeed, randn, tensor, type Tensor } from '../src/index.js';
 import { BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential } from '../src/nn/index.js';
 import { constant } from '../src/optim/schedules.js';
@@ -19,7 +22,26 @@ import { Run } from '../src/train/run.js';
 import { asAccuracy, asLoss } from '../src/train/trainer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dawnet-data-parallel-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const previousCache = process.env.DAWNET_CACHE;
+afterAll(() => {
+  if (previousCache === undefined) delete process.env.DAWNET_CACHE;
+  else process.env.DAWNET_CACHE = previousCache;
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** 3 classes, 6 training and 2 test images each, from the built-in Fashion-MNIST subset. */
+function tinyFolder(): string {
+  const data = join(root, 'data');
+  process.env.DAWNET_CACHE = join(root, 'cache');
+  for (const [split, count] of [['train', 6], ['test', 2]] as const) {
+    for (const cls of ['0-tshirt-top', '1-trouser', '7-sneaker']) {
+      const to = join(data, split, cls);
+      mkdirSync(to, { recursive: true });
+      for (const f of readdirSync(join(BUILTIN_ROOT, split, cls)).sort().slice(0, count)) copyFileSync(join(BUILTIN_ROOT, split, cls, f), join(to, f));
+    }
+  }
+  return data;
+}
 
 interface Toy extends LoopBatch {
   images: Tensor;
@@ -134,6 +156,34 @@ describe('data-parallel training', () => {
     expect(whole.losses).toHaveLength(10);
     expect(resumed.losses).toEqual(whole.losses);
     expect(maxDifference(resumed.params, whole.params)).toBe(0);
+  });
+
+  it('replicas that drift are caught: a parameter changed on device 0 alone fails the check', async () => {
+    manualSeed(5);
+    const model = new Linear(3, 2);
+    const optimizer = new SGD(model.parameters(), { lr: 0.1 });
+    const parallel = await DataParallel.open('2', [model], [optimizer]);
+    try {
+      await parallel!.checkInSync();
+      backend().write(model.weight.view, new Float32Array(6).fill(0.5));
+      await expect(parallel!.checkInSync()).rejects.toThrow(/device 1's parameter 0 differs from device 0's at element 0 .* the replicas drifted/);
+    } finally {
+      parallel?.close();
+      optimizer.dispose();
+      model.dispose();
+    }
+  });
+
+  it('train:sesemi --devices 2 trains through the command: rotated unlabeled and labeled batches shared between the devices', async () => {
+    const data = tinyFolder();
+    const outf = join(root, 'sesemi');
+    const r = (await runCommand('train:sesemi', ['--dataroot', data, '--imageSize', '16', '--model', 'nin', '--ninStages', '3', '--trainSamples', '2', '--batchSize', '3', '--epochs', '1', '--verbIter', '1', '--devices', '2', '--outf', outf])) as SesemiResult;
+    expect(r.steps).toBeGreaterThan(0);
+    const lines = readFileSync(join(outf, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    const steps = lines.filter((l) => (l.kind as unknown) === 'step');
+    expect(steps).toHaveLength(r.steps);
+    for (const s of steps) for (const k of ['loss', 'loss_supervised', 'loss_rotation']) expect(Number.isFinite(s[k])).toBe(true);
+    expect(existsSync(join(outf, 'net_epoch_1.safetensors'))).toBe(true);
   });
 
   it('cuts a batch into shares with the remainder on the first devices', () => {

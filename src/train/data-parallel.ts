@@ -89,6 +89,7 @@ export class DataParallel {
    */
   readonly overheadMs = { share: 0, reduce: 0 };
   private readonly scratch: { acc: Float64Array; sum: Float32Array }[] = [];
+  private warned = false;
 
   private constructor(
     private readonly main: Backend,
@@ -156,24 +157,33 @@ export class DataParallel {
   async step<B extends LoopBatch>(batch: B, step: (b: B) => StepMetrics): Promise<HostMetrics> {
     const started = performance.now();
     const devices = [this.main, ...this.replicas.map((r) => r.device)];
+    const K = devices.length;
+    // A batch (or one of its nested batches) with fewer samples than devices runs whole on device 0.
+    const whole = batchSizes(batch).some((n) => n < K);
     const host: HostBatch = { tensors: new Map() };
-    await readTensors(batch, host);
-    const bounds = shardBounds(batch.size, devices.length);
-    const weights = devices.map((_, k) => (bounds[k + 1]! - bounds[k]!) / batch.size);
+    if (!whole) await readTensors(batch, host);
     this.overheadMs.share = performance.now() - started;
+    const weights: number[] = [];
     const metrics: StepMetrics[] = [];
-    for (let k = 0; k < devices.length; k++) {
+    for (let k = 0; k < K; k++) {
       const device = devices[k]!;
       const replica = this.replicas[k - 1];
-      if (weights[k] === 0) {
-        // No share for this device (a batch smaller than the device count): zero gradients, so
-        // that its optimizers update the same parameters as device 0's.
+      if (whole && k > 0) {
+        // No share for this device: zero gradients, so that its optimizers update the same
+        // parameters as device 0's.
+        weights[k] = 0;
         onDevice(device, () => replica!.shadows.forEach((s, i) => (s.grad = this.tensors[i]!.grad ? zeros(s.shape).keep() : null)));
         continue;
       }
       const uploading = performance.now();
-      const share = onDevice(device, () => shareOf(batch, host, bounds[k]!, bounds[k + 1]!, batch.size));
+      const { share, fractions } = whole ? { share: batch, fractions: [1] } : onDevice(device, () => shareOf(batch, host, k, K));
       this.overheadMs.share += performance.now() - uploading;
+      // Each device's loss is a mean over its share: its gradient counts by its part of the batch.
+      weights[k] = fractions[0]!;
+      if (fractions.some((f) => Math.abs(f - fractions[0]!) > 1e-12) && !this.warned) {
+        this.warned = true;
+        process.stderr.write(`dawnet: --devices: this batch's parts (${batchSizes(batch).join(', ')} samples) do not split alike over ${K} devices; gradients are weighted by the first part's shares, exact only for losses over it\n`);
+      }
       const kept = replica ? this.enter(replica) : [];
       try {
         metrics[k] = onDevice(device, () =>
@@ -185,7 +195,7 @@ export class DataParallel {
         );
       } finally {
         if (replica) this.leave(replica, kept);
-        share.dispose();
+        if (share !== batch) share.dispose();
       }
       // Submitted now, so this device computes while the next one's step is encoded.
       device.flush();
@@ -207,6 +217,23 @@ export class DataParallel {
       });
     }
     return values;
+  }
+
+  /**
+   * Throws unless every replica's parameters hold the bits of device 0's (one readback of each):
+   * the loop checks it after each epoch, so that a replica that drifted cannot go unnoticed.
+   */
+  async checkInSync(): Promise<void> {
+    const params = this.optimizers.flatMap((o) => o.parameters());
+    const own = await Promise.all(params.map((p) => p.toArray()));
+    for (const [r, replica] of this.replicas.entries()) {
+      const theirs = await Promise.all(replica.optimizers.flatMap((o) => o.parameters()).map((p) => p.toArray()));
+      own.forEach((data, i) => {
+        const other = theirs[i]!;
+        const at = data.findIndex((v, j) => !Object.is(v, other[j]));
+        if (at >= 0) throw new Error(`data-parallel: device ${r + 1}'s parameter ${i} differs from device 0's at element ${at} (${other[at]} vs ${data[at]}); the replicas drifted`);
+      });
+    }
   }
 
   /** Closes the replicas' devices; device 0 and its tensors stay. */
@@ -298,14 +325,25 @@ async function readTensors(value: unknown, host: HostBatch): Promise<void> {
   for (const v of Object.values(value)) await readTensors(v, host);
 }
 
+/** The sample counts of a batch's levels that hold tensors (the batch itself, or its nested batches). */
+function batchSizes(value: unknown, n = (value as LoopBatch).size): number[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value) || value instanceof Tensor) return [];
+  const inner = value as Record<string, unknown>;
+  const own = typeof inner.size === 'number' ? inner.size : n;
+  const nested = Object.values(inner).flatMap((v) => batchSizes(v, own));
+  return Object.values(inner).some((v) => v instanceof Tensor) ? [own, ...nested] : nested;
+}
+
 /**
- * Samples [from, to) of a batch of `size` samples, as a batch of the same shape on the current
- * device: tensors and host arrays are cut along their first dimension, whose rows per sample
- * (4 in a rotation batch) they keep; nested batches (SESEMI's labeled and unlabeled ones) are cut
- * in the same proportion of their own size.
+ * Device k's share of a batch, made on the current device: at every level of the batch (the
+ * batch itself, or nested batches such as SESEMI's labeled and unlabeled ones) samples
+ * shardBounds(size, K)[k…k+1] of that level; tensors and host arrays are cut along their first
+ * dimension, keeping their rows per sample (4 in a rotation batch). `fractions`: the share's
+ * part of each level that holds tensors.
  */
-function shareOf<B extends LoopBatch>(batch: B, host: HostBatch, from: number, to: number, size: number): B {
+function shareOf<B extends LoopBatch>(batch: B, host: HostBatch, k: number, K: number): { share: B; fractions: number[] } {
   const made: Tensor[] = [];
+  const fractions: number[] = [];
   const cut = (value: unknown, lo: number, hi: number, n: number, where: string): unknown => {
     if (value instanceof Tensor) {
       const rows = value.shape[0] ?? 0;
@@ -323,9 +361,10 @@ function shareOf<B extends LoopBatch>(batch: B, host: HostBatch, from: number, t
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
     const inner = value as Record<string, unknown>;
-    // A nested batch with its own size is cut in proportion.
     const own = typeof inner.size === 'number' ? inner.size : n;
-    const [a, b] = own === n ? [lo, hi] : [Math.ceil((lo * own) / n), Math.ceil((hi * own) / n)];
+    const bounds = shardBounds(own, K);
+    const [a, b] = own === n && typeof inner.size !== 'number' ? [lo, hi] : [bounds[k]!, bounds[k + 1]!];
+    if (Object.values(inner).some((v) => v instanceof Tensor)) fractions.push((b - a) / own);
     const out: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(inner)) {
       if (key === 'size') out[key] = b - a;
@@ -334,5 +373,6 @@ function shareOf<B extends LoopBatch>(batch: B, host: HostBatch, from: number, t
     }
     return out;
   };
-  return cut(batch, from, to, size, 'batch') as B;
+  const share = cut(batch, 0, 0, batch.size, 'batch') as B;
+  return { share, fractions };
 }
