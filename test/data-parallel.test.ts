@@ -207,5 +207,13 @@ describe('data-parallel training', () => {
     }
     await expect(DataParallel.open('no-such-gpu', [], [])).rejects.toThrow(/--devices: no adapter named 'no-such-gpu' \(this machine's adapters: '/);
     await expect(toyRun('sync', '2', { syncBN: true })).rejects.toThrow(/--syncBN: statistics over the global batch need an exchange/);
+    // A recipe that steps its own optimizers (train:dcgan) is refused before any step.
+    const run = new Run(join(root, 'gan'), 'test', {});
+    try {
+      const loop = trainLoop({ run, epochs: 1, verbIter: 1, devices: '2', loader: toyLoader(), save: [], train: () => {}, step: () => ({}) });
+      await expect(loop).rejects.toThrow(/--devices 2: this command steps its optimizers inside its own step \(a GAN\); it trains on one device/);
+    } finally {
+      run.close();
+    }
   });
 });

@@ -71,7 +71,8 @@ export abstract class Optimizer<H extends Hyperparameters> {
   private readonly arenas: Chunk[][];
   private readonly params: Tensor[];
   private readonly norm: GradNorm;
-  private readonly arenaBytes: number | undefined;
+  /** The largest arena, as built: replicas are laid out alike. */
+  private readonly arenaBytes: number;
   private gathered = false;
   private clipArmed = false;
   private disposed = false;
@@ -101,12 +102,12 @@ export abstract class Optimizer<H extends Hyperparameters> {
     });
     this.params = this.paramGroups.flatMap((g) => [...g.params]);
     this.steps = this.params.map(() => 0);
-    this.arenaBytes = arenaBytes;
     // Arenas are cut to the binding ceiling, so each is bound whole.
     const ceiling = backend().bindingLimit;
+    this.arenaBytes = Math.min(arenaBytes ?? ceiling, ceiling);
     this.arenas = buildArenas(
       this.paramGroups.map((g) => g.params),
-      Math.min(arenaBytes ?? ceiling, ceiling),
+      this.arenaBytes,
       kind,
     );
     for (const p of this.params) owners.set(p, this);
@@ -195,7 +196,7 @@ export abstract class Optimizer<H extends Hyperparameters> {
     let next = 0;
     const groups = this.paramGroups.map(({ params: own, ...hyperparameters }) => ({ ...hyperparameters, params: own.map(() => params[next++]!) }));
     const Kind = this.constructor as new (p: ParamsInput<H>, o: ArenaOptions) => Optimizer<H>;
-    return new Kind(groups as unknown as ParamsInput<H>, this.arenaBytes === undefined ? {} : { arenaBytes: this.arenaBytes });
+    return new Kind(groups as unknown as ParamsInput<H>, { arenaBytes: this.arenaBytes });
   }
 
   /**

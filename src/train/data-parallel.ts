@@ -271,6 +271,10 @@ export class DataParallel {
     const arenas = devices.map((device, k) =>
       onDevice(device, () => (k === 0 ? this.optimizers : this.replicas[k - 1]!.optimizers).flatMap((o) => o.gradientArenas())),
     );
+    arenas.forEach((views, k) => {
+      // A device with a lower binding limit cuts its arenas differently: they cannot be summed.
+      if (views.length !== arenas[0]!.length || views.some((v, a) => v.size !== arenas[0]![a]!.size)) throw new Error(`--devices: device ${k}'s optimizer arenas are laid out unlike device 0's (its storage-binding limit differs); use adapters of one kind`);
+    });
     const read = await Promise.all(arenas.map((views, k) => Promise.all(views.map((v) => devices[k]!.read(v)))));
     arenas[0]!.forEach((view, a) => {
       // The host buffers of each arena are made once and reused every step.
