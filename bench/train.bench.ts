@@ -113,6 +113,7 @@ async function dataParallelStep(session: Session): Promise<void> {
   const model = resnet18({ stem: 'cifar', numClasses: 10 });
   const opt = new optim.SGD(model.parameters(), { lr: LR });
   const parallel = await DataParallel.open('2', [model], [opt]);
+  parallel!.measureOverhead = true;
   const images = randn([8, 3, 32, 32]).keep();
   const labels = tensor(Int32Array.from({ length: 8 }, (_, i) => i % 10), [8]).keep();
   const batch = { images, labels, size: 8, dispose: () => {} };

@@ -85,9 +85,12 @@ export class DataParallel {
   /**
    * The last step's costs that one device does not have, in ms: `share`, reading the batch back
    * and uploading each device's share; `reduce`, from every device having finished its backward
-   * to the summed gradients written back to all (readback, host sum, write). For the bench.
+   * to the summed gradients written back to all (readback, host sum, write). For the bench, which
+   * sets `measureOverhead`: the reduce then waits for every device first, rather than reading
+   * device 0's gradients while the others still compute.
    */
   readonly overheadMs = { share: 0, reduce: 0 };
+  measureOverhead = false;
   private readonly scratch: { acc: Float64Array; sum: Float32Array }[] = [];
   private warned = false;
 
@@ -200,10 +203,9 @@ export class DataParallel {
       // Submitted now, so this device computes while the next one's step is encoded.
       device.flush();
     }
-    const values = await this.readMetrics(metrics, weights);
-    await Promise.all(devices.map((d) => d.sync()));
+    if (this.measureOverhead) await Promise.all(devices.map((d) => d.sync()));
     const reducing = performance.now();
-    await this.reduce(devices, weights);
+    const [values] = await Promise.all([this.readMetrics(metrics, weights), this.reduce(devices, weights)]);
     this.overheadMs.reduce = performance.now() - reducing;
     for (let k = 0; k < devices.length; k++) {
       const device = devices[k]!;
