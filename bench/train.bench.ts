@@ -117,24 +117,22 @@ async function dataParallelStep(session: Session): Promise<void> {
   const images = randn([8, 3, 32, 32]).keep();
   const labels = tensor(Int32Array.from({ length: 8 }, (_, i) => i % 10), [8]).keep();
   const batch = { images, labels, size: 8, dispose: () => {} };
-  const share: number[] = [];
-  const reduce: number[] = [];
+  const times: Record<'share' | 'reduce' | 'read' | 'sum' | 'write', number[]> = { share: [], reduce: [], read: [], sum: [], write: [] };
   const step = async (): Promise<void> => {
     await parallel!.step(batch, (b) => {
       const loss = F.crossEntropy(model.forward(b.images), b.labels);
       loss.backward();
       return { loss: asLoss(loss) };
     });
-    share.push(parallel!.overheadMs.share);
-    reduce.push(parallel!.overheadMs.reduce);
+    for (const [key, list] of Object.entries(times)) list.push(parallel!.overheadMs[key as keyof typeof times]);
   };
   const gradientBytes = 4 * model.parameters().reduce((n, p) => n + p.size, 0);
   try {
     await session.gpu({ name, shape: '8x3x32x32 → 10 classes, 4 + 4 on 2 devices', images: 8, note: `plain SGD, lr ${LR}; ${parallel!.adapters.length} devices` }, step, session.isSoftware ? 3 : 10);
     const m = session.measurements.find((r) => r.name === name);
-    const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const mid = (key: keyof typeof times) => [...times[key]].sort((a, b) => a - b)[Math.floor(times[key].length / 2)]!.toFixed(1);
     if (m) {
-      m.note = `${m.note}; overhead per step: reduce + write-back ${mid(reduce).toFixed(1)} ms (${formatBytes(gradientBytes)} of gradients per device), batch shares ${mid(share).toFixed(1)} ms`;
+      m.note = `${m.note}; overhead per step: reduce + write-back ${mid('reduce')} ms (read ${mid('read')}, host sum ${mid('sum')}, write ${mid('write')}; ${formatBytes(gradientBytes)} of gradients per device), batch shares ${mid('share')} ms`;
       process.stderr.write(`  ${name}: ${m.note.split('; ').at(-1)}\n`);
     }
   } finally {

@@ -85,13 +85,13 @@ export class DataParallel {
   /**
    * The last step's costs that one device does not have, in ms: `share`, reading the batch back
    * and uploading each device's share; `reduce`, from every device having finished its backward
-   * to the summed gradients written back to all (readback, host sum, write). For the bench, which
+   * to the summed gradients written back to all (its parts: `read`, the host `sum`, `write`). For the bench, which
    * sets `measureOverhead`: the reduce then waits for every device first, rather than reading
    * device 0's gradients while the others still compute.
    */
-  readonly overheadMs = { share: 0, reduce: 0 };
+  readonly overheadMs = { share: 0, reduce: 0, read: 0, sum: 0, write: 0 };
   measureOverhead = false;
-  private readonly scratch: { acc: Float64Array; sum: Float32Array }[] = [];
+  private readonly scratch: Float32Array[] = [];
   private warned = false;
 
   private constructor(
@@ -277,18 +277,20 @@ export class DataParallel {
       // A device with a lower binding limit cuts its arenas differently: they cannot be summed.
       if (views.length !== arenas[0]!.length || views.some((v, a) => v.size !== arenas[0]![a]!.size)) throw new Error(`--devices: device ${k}'s optimizer arenas are laid out unlike device 0's (its storage-binding limit differs); use adapters of one kind`);
     });
+    let t = performance.now();
     const read = await Promise.all(arenas.map((views, k) => Promise.all(views.map((v) => devices[k]!.read(v)))));
+    this.overheadMs.read = performance.now() - t;
+    this.overheadMs.sum = this.overheadMs.write = 0;
     arenas[0]!.forEach((view, a) => {
-      // The host buffers of each arena are made once and reused every step.
-      const scratch = (this.scratch[a] ??= { acc: new Float64Array(view.size / 4), sum: new Float32Array(view.size / 4) });
-      const { acc, sum } = scratch;
-      acc.fill(0);
-      for (let k = 0; k < devices.length; k++) {
-        if (weights[k] === 0) continue;
-        addScaled(acc, new Float32Array(read[k]![a]!), weights[k]!);
-      }
-      sum.set(acc);
+      t = performance.now();
+      // The host buffer of each arena is made once and reused every step.
+      const sum = (this.scratch[a] ??= new Float32Array(view.size / 4));
+      const used = weights.flatMap((w, k) => (w === 0 ? [] : [k]));
+      weightedSum(sum, used.map((k) => new Float32Array(read[k]![a]!)), used.map((k) => weights[k]!));
+      this.overheadMs.sum += performance.now() - t;
+      t = performance.now();
       devices.forEach((device, k) => device.write(arenas[k]![a]!, sum));
+      this.overheadMs.write += performance.now() - t;
     });
   }
 
@@ -308,9 +310,19 @@ export class DataParallel {
   }
 }
 
-/** acc += w · part, elementwise (float64, so the order of the devices is the only rounding order). */
-function addScaled(acc: Float64Array, part: Float32Array, w: number): void {
-  for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + w * part[i]!;
+/** out = Σ_k w_k · parts_k elementwise, added in float64 in the order of the parts, rounded once to float32. */
+function weightedSum(out: Float32Array, parts: Float32Array[], w: number[]): void {
+  const [p0, p1] = parts;
+  if (parts.length === 2) {
+    const [w0, w1] = w as [number, number];
+    for (let i = 0; i < out.length; i++) out[i] = w0 * p0![i]! + w1 * p1![i]!;
+    return;
+  }
+  for (let i = 0; i < out.length; i++) {
+    let s = 0;
+    for (let k = 0; k < parts.length; k++) s += w[k]! * parts[k]![i]!;
+    out[i] = s;
+  }
 }
 
 /** Copies a replica optimizer's hyperparameters from device 0's (a schedule changes them). */
