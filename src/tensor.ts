@@ -75,6 +75,11 @@ export class Tensor {
     return { buffer: storage.buffer, offset: this.byteOffset, size: Math.max(4, this.size * 4) };
   }
 
+  /** The device holding this tensor's memory. */
+  get device(): Backend {
+    return this.live().gpu;
+  }
+
   get ndim(): number {
     return this.shape.length;
   }

@@ -215,6 +215,28 @@ describe('data-parallel training', () => {
     }
     await expect(DataParallel.open('no-such-gpu', [], [])).rejects.toThrow(/--devices: no adapter named 'no-such-gpu' \(this machine's adapters: '/);
     await expect(toyRun('sync', '2', { syncBN: true })).rejects.toThrow(/--syncBN: statistics over the global batch need an exchange/);
+    // A step that uses a tensor outside the replicated modules names the problem instead of crashing the device.
+    manualSeed(3);
+    const model = new Linear(36, 3);
+    const optimizer = new SGD(model.parameters(), { lr: 0.1 });
+    const scale = tensor(Float32Array.of(2), []).keep();
+    const stray = new Run(join(root, 'stray'), 'test', {});
+    try {
+      const loop = trainLoop({
+        run: stray, epochs: 1, verbIter: 1, devices: '2', loader: toyLoader(), optimizers: [optimizer], save: [{ model, optimizer, generators: {}, args: {} }], train: () => {},
+        step: ({ images, labels }) => {
+          const loss = F.mul(F.crossEntropy(model.forward(images.reshape([-1, 36])), labels), scale);
+          loss.backward();
+          return { loss: asLoss(loss) };
+        },
+      });
+      await expect(loop).rejects.toThrow(/is a tensor of another device; in data-parallel training \(--devices\) a step may use only tensors of the modules the loop replicates/);
+    } finally {
+      stray.close();
+      scale.dispose();
+      optimizer.dispose();
+      model.dispose();
+    }
     // A recipe that steps its own optimizers (train:dcgan) is refused before any step.
     const run = new Run(join(root, 'gan'), 'test', {});
     try {

@@ -9,6 +9,7 @@ import { LRScheduler, type HasParamGroups, type Schedule } from '../optim/schedu
 import { scope } from '../scope.js';
 import { DataParallel } from './data-parallel.js';
 import { isBetter, RunCheckpoints, type CheckpointSet, type Watched } from './run-checkpoints.js';
+import type { Module } from '../nn/module.js';
 import type { Run } from './run.js';
 import { asRate, Trainer, type EpochMetrics, type EpochRecord, type StepMetrics } from './trainer.js';
 
@@ -55,6 +56,8 @@ export interface LoopOptions<B extends LoopBatch> {
   resume?: string;
   /** --devices: N, all, or adapter names; above one device, data-parallel training (data-parallel.ts). */
   devices?: string;
+  /** Modules the step uses besides the saved models (a frozen trunk): replicated on every device too. */
+  replicate?: readonly Module[];
   /** --syncBN: batch-norm statistics over the global batch rather than each device's share. */
   syncBN?: boolean;
 }
@@ -70,7 +73,7 @@ export function loopSettings({ epochs, verbIter, maxIters, resume, devices, sync
 async function openParallel<B extends LoopBatch>(o: LoopOptions<B>, run: Run): Promise<DataParallel | null> {
   if (o.devices === undefined || o.devices === '1') return null;
   if (!o.optimizers?.length) throw new Error(`--devices ${o.devices}: this command steps its optimizers inside its own step (a GAN); it trains on one device`);
-  const parallel = await DataParallel.open(o.devices, o.save.map((s) => s.model), o.optimizers);
+  const parallel = await DataParallel.open(o.devices, [...o.save.map((s) => s.model), ...(o.replicate ?? [])], o.optimizers);
   if (parallel && o.syncBN) {
     parallel.close();
     throw new Error('--syncBN: statistics over the global batch need an exchange between devices in the middle of the forward pass, which dawnet does not make; leave --syncBN out (each device normalises with its own share, as PyTorch DataParallel)');

@@ -127,6 +127,7 @@ export const probe = defineCommand(
           schedule: scheduleOf(a, loader.length),
           save: [{ model: all, optimizer: optimizers, generators: { data: order, global: defaultGenerator }, args: { ...a, modelSpec: spec, probe: { blocks, head: a.head } }, classNames: labeled.classes }],
           selectBy: `top1_${blocks[0]}`,
+          replicate: [trunk],
           train: () => all.train(),
           step: (batch) => {
             const features = noGrad(() => trunk.features(batch.images, blocks));
