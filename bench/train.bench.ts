@@ -12,6 +12,8 @@ import { Linear } from '../src/nn/linear.js';
 import type { Module } from '../src/nn/module.js';
 import type { Tensor } from '../src/tensor.js';
 import { AlexNet, NIN, resnet18 } from '../models/index.js';
+import { DataParallel } from '../src/train/data-parallel.js';
+import { asLoss } from '../src/train/trainer.js';
 import { runIfMain, type Family, type Session } from './harness.js';
 
 /** The peers' and PyTorch's step too: p -= lr · grad, no momentum. */
@@ -100,6 +102,48 @@ async function windowedSteps(session: Session): Promise<void> {
   }
 }
 
+/**
+ * Data-parallel training (--devices 2; two devices on one adapter where there is one): ResNet-18's
+ * step at batch 8 split 4 + 4, and what it costs beyond the devices' own work: the batch's shares
+ * (read back, uploaded) and the reduce (gradient arenas read back, summed, written to both).
+ */
+async function dataParallelStep(session: Session): Promise<void> {
+  const name = 'train step resnet18 cifar batch 8 devices 2';
+  if (!session.wants(name)) return;
+  const model = resnet18({ stem: 'cifar', numClasses: 10 });
+  const opt = new optim.SGD(model.parameters(), { lr: LR });
+  const parallel = await DataParallel.open('2', [model], [opt]);
+  parallel!.measureOverhead = true;
+  const images = randn([8, 3, 32, 32]).keep();
+  const labels = tensor(Int32Array.from({ length: 8 }, (_, i) => i % 10), [8]).keep();
+  const batch = { images, labels, size: 8, dispose: () => {} };
+  const times: Record<'share' | 'reduce' | 'read' | 'sum' | 'write', number[]> = { share: [], reduce: [], read: [], sum: [], write: [] };
+  const step = async (): Promise<void> => {
+    await parallel!.step(batch, (b) => {
+      const loss = F.crossEntropy(model.forward(b.images), b.labels);
+      loss.backward();
+      return { loss: asLoss(loss) };
+    });
+    for (const [key, list] of Object.entries(times)) list.push(parallel!.overheadMs[key as keyof typeof times]);
+  };
+  const gradientBytes = 4 * model.parameters().reduce((n, p) => n + p.size, 0);
+  try {
+    await session.gpu({ name, shape: '8x3x32x32 → 10 classes, 4 + 4 on 2 devices', images: 8, note: `plain SGD, lr ${LR}; ${parallel!.adapters.length} devices` }, step, session.isSoftware ? 3 : 10);
+    const m = session.measurements.find((r) => r.name === name);
+    const mid = (key: keyof typeof times) => [...times[key]].sort((a, b) => a - b)[Math.floor(times[key].length / 2)]!.toFixed(1);
+    if (m) {
+      m.note = `${m.note}; overhead per step: reduce + write-back ${mid('reduce')} ms (read ${mid('read')}, host sum ${mid('sum')}, write ${mid('write')}; ${formatBytes(gradientBytes)} of gradients per device), batch shares ${mid('share')} ms`;
+      process.stderr.write(`  ${name}: ${m.note.split('; ').at(-1)}\n`);
+    }
+  } finally {
+    parallel?.close();
+    opt.dispose();
+    model.dispose();
+    images.dispose();
+    labels.dispose();
+  }
+}
+
 export const trainBench: Family = {
   name: 'train',
   async run(session) {
@@ -110,6 +154,7 @@ export const trainBench: Family = {
       await trainStep(session, `train step alexnet rotnet ${alexSide}px batch ${batch}`, new AlexNet({ imageSize: alexSide, numClasses: 4 }), alexSide, 4, batch);
     }
     await windowedSteps(session);
+    await dataParallelStep(session);
   },
 };
 

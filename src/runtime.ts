@@ -20,6 +20,20 @@ export function backend(): Backend {
 }
 
 /**
+ * Runs `fn` (synchronous) with `device` as the backend every op and allocation goes to, then
+ * returns to the one before: data-parallel training runs each replica's step this way.
+ */
+export function onDevice<T>(device: Backend, fn: () => T): T {
+  const before = current;
+  current = device;
+  try {
+    return fn();
+  } finally {
+    current = before;
+  }
+}
+
+/**
  * The most GPU memory in use (MiB) since the last call, then starts a new peak: a training
  * loop calls it once per report for the step's peak (metrics.jsonl's peakMemoryMiB).
  */

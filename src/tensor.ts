@@ -1,6 +1,6 @@
 // The Tensor: a float32 (or int32, for labels and indices) array on the GPU, contiguous and
 // row-major, with the autograd fields PyTorch users expect (requiresGrad, grad, backward()).
-import type { BufferView } from './gpu/backend.js';
+import type { Backend, BufferView } from './gpu/backend.js';
 import { backend } from './runtime.js';
 import { track, untrack } from './scope.js';
 import type { Node } from './autograd/tape.js';
@@ -10,16 +10,20 @@ import * as F from './functional.js';
 export type DType = 'float32' | 'int32';
 export type Shape = readonly number[];
 
-/** A GPU buffer shared by a tensor and its views; freed when the last one is disposed. */
+/**
+ * A GPU buffer shared by a tensor and its views; freed when the last one is disposed, into the
+ * pool of the device that made it (data-parallel training holds several devices).
+ */
 class Storage {
   refs = 1;
+  readonly gpu: Backend = backend();
   constructor(readonly buffer: GPUBuffer, readonly bytes: number) {}
   retain(): void {
     this.refs += 1;
   }
   release(): void {
     this.refs -= 1;
-    if (this.refs === 0) backend().release(this.buffer);
+    if (this.refs === 0) this.gpu.release(this.buffer);
   }
 }
 
@@ -69,6 +73,11 @@ export class Tensor {
   get view(): BufferView {
     const storage = this.live();
     return { buffer: storage.buffer, offset: this.byteOffset, size: Math.max(4, this.size * 4) };
+  }
+
+  /** The device holding this tensor's memory. */
+  get device(): Backend {
+    return this.live().gpu;
   }
 
   get ndim(): number {
@@ -133,6 +142,17 @@ export class Tensor {
     old.release();
   }
 
+  /**
+   * Exchanges the memory behind this tensor and `other` (same shape and dtype): data-parallel
+   * training points a model's own tensors at a replica's memory on another device for that
+   * device's step, then back, so that a recipe's step runs unchanged on every replica.
+   */
+  swapStorage(other: Tensor): void {
+    if (other.size !== this.size || other.dtype !== this.dtype) throw new Error(`swapStorage: ${this} and ${other} differ`);
+    [this.storage, other.storage] = [other.live(), this.live()];
+    [this.byteOffset, other.byteOffset] = [other.byteOffset, this.byteOffset];
+  }
+
   /** Marks this tensor as a leaf that accumulates .grad in backward(). */
   requiresGrad_(flag = true): this {
     if (flag && this.dtype !== 'float32') throw new Error('requiresGrad_: only float32 tensors can require gradients');
@@ -156,7 +176,7 @@ export class Tensor {
 
   /** Waits for the GPU and copies the data out: the only readback. */
   async toArray(): Promise<Float32Array | Int32Array> {
-    const bytes = await backend().read({ ...this.view, size: this.size * 4 });
+    const bytes = await this.live().gpu.read({ ...this.view, size: this.size * 4 });
     return this.dtype === 'int32' ? new Int32Array(bytes) : new Float32Array(bytes);
   }
 

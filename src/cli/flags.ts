@@ -3,6 +3,7 @@
 import type { Channels } from '../data/decode.js';
 import { MODEL_NAMES } from '../../models/registry.js';
 import type { FlagRule, Flags, Range } from './args.js';
+import { parseDevices } from '../train/data-parallel.js';
 
 /** --channels: what every image is decoded to. */
 export const channelFlags = {
@@ -123,6 +124,12 @@ export const runFlags = {
   resume: { type: 'string', help: 'a checkpoint (or a run folder: its latest epoch) to continue from, exactly' },
   verbIter: { type: 'int', default: 50, help: 'report the loss every verbIter steps' },
   maxIters: { type: 'int', default: 0, help: 'stop after this many steps in all (smoke runs; 0: no limit)' },
+  devices: {
+    type: 'string',
+    default: '1',
+    help: 'data-parallel training: N devices, all (one per adapter), or adapter names (NVIDIA,AMD); each takes its share of every batch. One adapter holds N devices (testing on lavapipe)',
+  },
+  syncBN: { type: 'boolean', default: false, help: 'batch-norm statistics over the global batch instead of each device’s share (not available above one device yet)' },
 } as const satisfies Flags;
 
 export const labelFlags = {
@@ -239,6 +246,7 @@ const problem = (value: unknown, parse: (text: string) => unknown): string | nul
 
 /** Checks across flags, run after every value parsed. */
 export const FLAG_RULES: readonly FlagRule[] = [
+  (v) => (typeof v.devices === 'string' && typeof parseDevices(v.devices) === 'string' ? (parseDevices(v.devices) as string) : null),
   (v) => ((v.optimizer ?? 'sgd') === 'sgd' && v.nesterov === true && v.momentum === 0 ? '--nesterov (the default) needs --momentum above 0; pass --no-nesterov for plain SGD' : null),
   (v) => (typeof v.lut === 'string' && typeof v.lrSteps === 'string' ? 'give --lut or --lrSteps, not both' : null),
   (v) => problem(v.lut, lutRows) ?? problem(v.lrSteps, lrStepEpochs),

@@ -59,6 +59,8 @@ function GPUBufferUsageFallback(name: 'STORAGE' | 'COPY_SRC' | 'COPY_DST' | 'MAP
 export class Backend {
   private readonly device: GPUDevice;
   readonly adapterName: string;
+  /** Dawn's short id of the adapter (see isAdapter in device.ts). */
+  readonly adapterId: string;
   readonly isSoftware: boolean;
   readonly limits: GPUSupportedLimits;
   /**
@@ -101,6 +103,7 @@ export class Backend {
   private constructor(opened: OpenedDevice, maxBinding: string | number | undefined) {
     this.device = opened.device;
     this.adapterName = opened.adapterName;
+    this.adapterId = opened.adapterId;
     this.isSoftware = opened.isSoftware;
     this.limits = opened.device.limits;
     this.bindingLimit = bindingCeiling(this.limits, maxBinding);
@@ -121,6 +124,11 @@ export class Backend {
     void this.device.lost.then((info) => {
       if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
     });
+  }
+
+  /** False once destroy() ran. */
+  get alive(): boolean {
+    return !this.destroyed;
   }
 
   /**

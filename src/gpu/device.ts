@@ -19,6 +19,8 @@ export interface DeviceOptions {
 export interface OpenedDevice {
   device: GPUDevice;
   adapterName: string;
+  /** Dawn's short id of the adapter (info.device), which data-parallel training matches to Dawn's adapter list. */
+  adapterId: string;
   backend: string;
   isSoftware: boolean;
 }
@@ -32,6 +34,28 @@ const INSTALL_HINT = [
 ].join('\n');
 
 let globalsInstalled = false;
+
+/**
+ * The names of every adapter Dawn sees, in its order. WebGPU has no enumeration call; Dawn lists
+ * them when asked for an adapter that does not exist, so that list is read.
+ */
+export async function listAdapters(): Promise<string[]> {
+  const gpu = create(['adapter=\u0000dawnet-list-adapters']);
+  let message = '';
+  try {
+    await gpu.requestAdapter();
+  } catch (err) {
+    message = err instanceof Error ? err.message : String(err);
+  }
+  return [...message.matchAll(/name: '([^']*)'/g)].map((m) => m[1]!);
+}
+
+/** Whether a name from listAdapters() is the adapter whose info.device is `id` (Dawn writes it as a slug of the name). */
+export function isAdapter(name: string, id: string): boolean {
+  const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+  return slug(name) === slug(id) || name === id;
+}
+
 /** Dawn's GPU instance must outlive its devices: if it is collected, they crash. */
 const instances: GPU[] = [];
 
@@ -80,6 +104,7 @@ export async function openDevice(options: DeviceOptions = {}): Promise<OpenedDev
   const opened: OpenedDevice = {
     device,
     adapterName: name,
+    adapterId: info.device,
     backend: backend ?? 'default',
     isSoftware: info.isFallbackAdapter || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(name),
   };

@@ -36,7 +36,12 @@ export function launch(file: string, entry: string, bindings: Record<string, Bin
   const gpu = backend();
   const kernel = gpu.kernel(file, entry, overrides);
   const views: Record<string, BufferView | GPUTextureView> = {};
-  for (const [name, b] of Object.entries(bindings)) views[name] = resolve(b);
+  for (const [name, b] of Object.entries(bindings)) {
+    if (b instanceof Tensor && b.device !== gpu) {
+      throw new Error(`${kernel.label}: '${name}' is a tensor of another device; in data-parallel training (--devices) a step may use only tensors of the modules the loop replicates (its saved model, or LoopOptions.replicate)`);
+    }
+    views[name] = resolve(b);
+  }
   if (Array.isArray(grid)) {
     gpu.dispatch(kernel, views, uniforms, grid);
     return;

@@ -2,6 +2,7 @@
 // on probabilities and on logits, all with PyTorch's default mean reduction; and top-k accuracy.
 import { Tensor } from '../tensor.js';
 import { backend } from '../runtime.js';
+import type { Backend } from '../gpu/backend.js';
 import { filled } from './layout.js';
 import { groups1d, launch, type Split } from '../gpu/launch.js';
 import type { OpDef, RefTensor } from './op.js';
@@ -30,33 +31,38 @@ function checkLogitsAndLabels(op: string, logits: Tensor, labels: Tensor): [numb
 export class LabelError extends RangeError {}
 
 /**
- * [bad labels seen, one of them], counted on the GPU by label_check; `unread` when labels were
- * checked since the last checkLabels, so a report with several meters reads it back once.
+ * Per device (data-parallel training holds several): [bad labels seen, one of them], counted on
+ * the GPU by label_check; `unread` when labels were checked since the last checkLabels, so a
+ * report with several meters reads it back once.
  */
-let labelFlag: { tensor: Tensor; device: object; unread: boolean } | null = null;
+const labelFlags = new Map<Backend, { tensor: Tensor; unread: boolean }>();
 
 /** What flagBadLabels launches: the check, and the fill that makes its flag on first use. */
 const LABEL_CHECK_KERNELS = ['losses.label_check', 'fill.fill'] as const;
 
 function flagBadLabels(labels: Tensor, rows: number, classes: number): void {
   const device = backend();
-  if (labelFlag?.device !== device) labelFlag = { tensor: filled([2], 0, 'int32').keep(), device, unread: false };
-  labelFlag.unread = true;
-  launch('losses', 'label_check', { label: labels, label_error: labelFlag.tensor }, { rows, classes, k: 0, logits: 0, scale: 1 }, groups1d(rows, WG));
+  let flag = labelFlags.get(device);
+  if (!flag) labelFlags.set(device, (flag = { tensor: filled([2], 0, 'int32').keep(), unread: false }));
+  flag.unread = true;
+  launch('losses', 'label_check', { label: labels, label_error: flag.tensor }, { rows, classes, k: 0, logits: 0, scale: 1 }, groups1d(rows, WG));
 }
 
 /**
  * Throws LabelError when a label outside [0, C) reached crossEntropy or topkAccuracy since the
- * last call: one small readback, made where a loop reads its losses anyway.
+ * last call, on any device: one small readback, made where a loop reads its losses anyway.
  */
 export async function checkLabels(): Promise<void> {
-  if (!labelFlag?.unread || labelFlag.device !== backend()) return;
-  labelFlag.unread = false;
-  const [count, example] = (await labelFlag.tensor.toArray()) as Int32Array;
-  if (!count) return;
-  labelFlag.tensor.dispose();
-  labelFlag = null;
-  throw new LabelError(`${count} label(s) outside [0, number of classes) reached crossEntropy or topkAccuracy (e.g. ${example}); labels must be class indices, as in PyTorch`);
+  for (const [device, flag] of labelFlags) {
+    if (!device.alive) labelFlags.delete(device);
+    if (!flag.unread || !device.alive) continue;
+    flag.unread = false;
+    const [count, example] = (await flag.tensor.toArray()) as Int32Array;
+    if (!count) continue;
+    flag.tensor.dispose();
+    labelFlags.delete(device);
+    throw new LabelError(`${count} label(s) outside [0, number of classes) reached crossEntropy or topkAccuracy (e.g. ${example}); labels must be class indices, as in PyTorch`);
+  }
 }
 
 function meanOf(terms: Tensor): Tensor {

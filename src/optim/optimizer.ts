@@ -71,6 +71,8 @@ export abstract class Optimizer<H extends Hyperparameters> {
   private readonly arenas: Chunk[][];
   private readonly params: Tensor[];
   private readonly norm: GradNorm;
+  /** The largest arena, as built: replicas are laid out alike. */
+  private readonly arenaBytes: number;
   private gathered = false;
   private clipArmed = false;
   private disposed = false;
@@ -102,9 +104,10 @@ export abstract class Optimizer<H extends Hyperparameters> {
     this.steps = this.params.map(() => 0);
     // Arenas are cut to the binding ceiling, so each is bound whole.
     const ceiling = backend().bindingLimit;
+    this.arenaBytes = Math.min(arenaBytes ?? ceiling, ceiling);
     this.arenas = buildArenas(
       this.paramGroups.map((g) => g.params),
-      Math.min(arenaBytes ?? ceiling, ceiling),
+      this.arenaBytes,
       kind,
     );
     for (const p of this.params) owners.set(p, this);
@@ -181,6 +184,29 @@ export abstract class Optimizer<H extends Hyperparameters> {
     const norm = this.norm.encode(maxNorm);
     this.clipArmed = true;
     return norm;
+  }
+
+  /**
+   * The same optimizer (kind, groups, hyperparameters, arena layout) over `params`, which match
+   * this one's parameters one for one: a data-parallel replica's, built on the current device.
+   * Its state starts empty; load this one's stateDict() into it.
+   */
+  replicate(params: readonly Tensor[]): Optimizer<H> {
+    if (params.length !== this.params.length) throw new Error(`${this.kind}.replicate: got ${params.length} parameters for ${this.params.length}`);
+    let next = 0;
+    const groups = this.paramGroups.map(({ params: own, ...hyperparameters }) => ({ ...hyperparameters, params: own.map(() => params[next++]!) }));
+    const Kind = this.constructor as new (p: ParamsInput<H>, o: ArenaOptions) => Optimizer<H>;
+    return new Kind(groups as unknown as ParamsInput<H>, { arenaBytes: this.arenaBytes });
+  }
+
+  /**
+   * The gradient arenas, every .grad copied in (as step() does first): data-parallel training
+   * reads them, sums them over the replicas and writes the sum back before step().
+   */
+  gradientArenas(): BufferView[] {
+    this.checkAlive();
+    this.gather();
+    return this.arenas.flat().map((chunk) => arenaView(chunk, chunk.grad));
   }
 
   /** Copies the state to the host (one readback per arena and state slot). */

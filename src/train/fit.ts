@@ -33,6 +33,9 @@ export interface FitSettings {
   /** Stop when the selected metric has not improved for this many epochs (0: never). */
   patience: number;
   resume?: string;
+  /** --devices and --syncBN (loop.ts). */
+  devices?: string;
+  syncBN?: boolean;
 }
 
 /** What fit needs of an optimizer: the loop's steps, a checkpoint's state, and freeing it. */

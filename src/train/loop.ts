@@ -4,9 +4,12 @@
 // each epoch, checkpoints with the best by a chosen metric, early stopping, a stop on --maxIters
 // or Ctrl-C that saves where it stopped, the NaN guard, and --resume, which continues the epochs,
 // metrics and generators exactly where the checkpoint left them.
+import { tensor } from '../creation.js';
 import { LRScheduler, type HasParamGroups, type Schedule } from '../optim/schedules.js';
 import { scope } from '../scope.js';
+import { DataParallel } from './data-parallel.js';
 import { isBetter, RunCheckpoints, type CheckpointSet, type Watched } from './run-checkpoints.js';
+import type { Module } from '../nn/module.js';
 import type { Run } from './run.js';
 import { asRate, Trainer, type EpochMetrics, type EpochRecord, type StepMetrics } from './trainer.js';
 
@@ -51,13 +54,32 @@ export interface LoopOptions<B extends LoopBatch> {
   verbIter: number;
   maxIters?: number;
   resume?: string;
+  /** --devices: N, all, or adapter names; above one device, data-parallel training (data-parallel.ts). */
+  devices?: string;
+  /** Modules the step uses besides the saved models (a frozen trunk): replicated on every device too. */
+  replicate?: readonly Module[];
+  /** --syncBN: batch-norm statistics over the global batch rather than each device's share. */
+  syncBN?: boolean;
 }
 
-type LoopSettings = Pick<LoopOptions<LoopBatch>, 'epochs' | 'verbIter' | 'maxIters' | 'resume'>;
+type LoopSettings = Pick<LoopOptions<LoopBatch>, 'epochs' | 'verbIter' | 'maxIters' | 'resume' | 'devices' | 'syncBN'>;
 
-/** The loop's settings among a command's flags (--epochs, --verbIter, --maxIters, --resume). */
-export function loopSettings({ epochs, verbIter, maxIters, resume }: LoopSettings): LoopSettings {
-  return { epochs, verbIter, maxIters, resume };
+/** The loop's settings among a command's flags (--epochs, --verbIter, --maxIters, --resume, --devices, --syncBN). */
+export function loopSettings({ epochs, verbIter, maxIters, resume, devices, syncBN }: LoopSettings): LoopSettings {
+  return { epochs, verbIter, maxIters, resume, devices, syncBN };
+}
+
+/** The replicas --devices asks for, made from the model and optimizers as they are after --resume. */
+async function openParallel<B extends LoopBatch>(o: LoopOptions<B>, run: Run): Promise<DataParallel | null> {
+  if (o.devices === undefined || o.devices === '1') return null;
+  if (!o.optimizers?.length) throw new Error(`--devices ${o.devices}: this command steps its optimizers inside its own step (a GAN); it trains on one device`);
+  const parallel = await DataParallel.open(o.devices, [...o.save.map((s) => s.model), ...(o.replicate ?? [])], o.optimizers);
+  if (parallel && o.syncBN) {
+    parallel.close();
+    throw new Error('--syncBN: statistics over the global batch need an exchange between devices in the middle of the forward pass, which dawnet does not make; leave --syncBN out (each device normalises with its own share, as PyTorch DataParallel)');
+  }
+  if (parallel) run.log(`data-parallel over ${parallel.size} devices (${parallel.adapters.join(', ')}): each takes its share of every batch; gradients are summed on the host`);
+  return parallel;
 }
 
 export interface LoopResult {
@@ -98,36 +120,46 @@ export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise
   };
   const ran: EpochRecord[] = [];
   let epoch = start;
-  for (; epoch < o.epochs && !trainer.stopped; epoch++) {
-    trainer.beginEpoch(epoch);
-    if (!perIteration) for (const s of schedulers) s.at(epoch);
-    o.train();
-    for await (const batch of loader) {
-      if (perIteration) for (const s of schedulers) s.at(trainer.step);
-      if (trainer.step === 0) await o.firstBatch?.(batch);
-      scope(() => {
-        trainer.record(o.step(batch));
-        for (const opt of optimizers) {
-          opt.step();
-          opt.zeroGrad();
+  const parallel = await openParallel(o, run);
+  try {
+    for (; epoch < o.epochs && !trainer.stopped; epoch++) {
+      trainer.beginEpoch(epoch);
+      if (!perIteration) for (const s of schedulers) s.at(epoch);
+      o.train();
+      for await (const batch of loader) {
+        if (perIteration) for (const s of schedulers) s.at(trainer.step);
+        if (trainer.step === 0) await o.firstBatch?.(batch);
+        if (parallel) {
+          const values = await parallel.step(batch, o.step);
+          scope(() => trainer.record(Object.fromEntries(Object.entries(values).map(([name, { kind, value }]) => [name, { kind, value: tensor(Float32Array.of(value), []) }]))));
+        } else {
+          scope(() => {
+            trainer.record(o.step(batch));
+            for (const opt of optimizers) {
+              opt.step();
+              opt.zeroGrad();
+            }
+          });
         }
-      });
-      batch.dispose();
-      if (await trainer.endStep(batch.size)) break;
+        batch.dispose();
+        if (await trainer.endStep(batch.size)) break;
+      }
+      const results = (await o.evaluate?.(epoch)) ?? {};
+      const lr = schedulers[0]?.optimizer.paramGroups[0]?.lr;
+      const record = await trainer.endEpoch(lr === undefined ? results : { lr: asRate(lr), ...results });
+      ran.push(record);
+      for (const c of checkpoints) await c.afterEpoch(trainer, epoch, watched(record));
+      if (trainer.stopped) break;
+      const bestEpoch = bestEpochUpTo(epoch + 1);
+      if (watch && o.patience && epoch + 1 - bestEpoch >= o.patience) {
+        const best = trainer.history.find((r) => r.epoch === bestEpoch)?.[watch];
+        run.log(`early stop: ${watch} has not improved for ${o.patience} epochs (best ${best?.toFixed(4)} at epoch ${bestEpoch})`);
+        epoch++;
+        break;
+      }
     }
-    const results = (await o.evaluate?.(epoch)) ?? {};
-    const lr = schedulers[0]?.optimizer.paramGroups[0]?.lr;
-    const record = await trainer.endEpoch(lr === undefined ? results : { lr: asRate(lr), ...results });
-    ran.push(record);
-    for (const c of checkpoints) await c.afterEpoch(trainer, epoch, watched(record));
-    if (trainer.stopped) break;
-    const bestEpoch = bestEpochUpTo(epoch + 1);
-    if (watch && o.patience && epoch + 1 - bestEpoch >= o.patience) {
-      const best = trainer.history.find((r) => r.epoch === bestEpoch)?.[watch];
-      run.log(`early stop: ${watch} has not improved for ${o.patience} epochs (best ${best?.toFixed(4)} at epoch ${bestEpoch})`);
-      epoch++;
-      break;
-    }
+  } finally {
+    parallel?.close();
   }
   const epochs = Math.min(epoch, o.epochs);
   const bestPath = checkpoints[0]?.path('best') ?? '';

@@ -144,6 +144,7 @@ export const probe = defineCommand(
           save: [{ model: all, optimizer: optimizers, generators: { data: order, augment: loader.augmentGenerator, global: defaultGenerator }, args: { ...a, modelSpec: spec, probe: { blocks, head: a.head } }, classNames: labeled.classes }],
           selectBy: `${watch}_${blocks[0]}`,
           patience: a.patience,
+          replicate: [trunk],
           train: () => all.train(),
           step: (batch) => {
             const features = noGrad(() => trunk.features(batch.images, blocks));

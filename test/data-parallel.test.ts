@@ -1,0 +1,249 @@
+// Data-parallel training (--devices, src/train/data-parallel.ts) on lavapipe, where one adapter
+// holds several devices: a toy convolutional recipe (conv, batch norm, linear; SGD with Nesterov
+// momentum and weight decay) gives after 5 steps the parameters of one device at the same global
+// batch, batches that do not split evenly included; two runs on 2 devices are bit-identical; bad
+// --devices values are one clear error.
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { UsageError, parseCommand, type Flags } from '../src/cli/args.js';
+import type { SesemiResult } from '../src/cli/commands/sesemi.js';
+import { COMMANDS, runCommand } from '../src/cli/main.js';
+import { BUILTIN_ROOT } from '../src/data/builtin.js';
+import { backend } from '../src/runtime.js';
+import { F, Generator, manualSeed, randn, tensor, type Tensor } from '../src/index.js';
+import { BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential } from '../src/nn/index.js';
+import { constant } from '../src/optim/schedules.js';
+import { SGD } from '../src/optim/sgd.js';
+import { DataParallel, parseDevices, shardBounds } from '../src/train/data-parallel.js';
+import { trainLoop, type LoopBatch } from '../src/train/loop.js';
+import { Run } from '../src/train/run.js';
+import { asAccuracy, asLoss } from '../src/train/trainer.js';
+
+const root = mkdtempSync(join(tmpdir(), 'dawnet-data-parallel-'));
+const previousCache = process.env.DAWNET_CACHE;
+afterAll(() => {
+  if (previousCache === undefined) delete process.env.DAWNET_CACHE;
+  else process.env.DAWNET_CACHE = previousCache;
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** 3 classes, 6 training and 2 test images each, from the built-in Fashion-MNIST subset. */
+function tinyFolder(): string {
+  const data = join(root, 'data');
+  process.env.DAWNET_CACHE = join(root, 'cache');
+  for (const [split, count] of [['train', 6], ['test', 2]] as const) {
+    for (const cls of ['0-tshirt-top', '1-trouser', '7-sneaker']) {
+      const to = join(data, split, cls);
+      mkdirSync(to, { recursive: true });
+      for (const f of readdirSync(join(BUILTIN_ROOT, split, cls)).sort().slice(0, count)) copyFileSync(join(BUILTIN_ROOT, split, cls, f), join(to, f));
+    }
+  }
+  return data;
+}
+
+interface Toy extends LoopBatch {
+  images: Tensor;
+  labels: Tensor;
+  hostLabels: Int32Array;
+}
+
+/** 5 steps per epoch of n images (1×6×6) each: by default 5, 3 + 2 on two devices, so the shares' weights matter. */
+function toyLoader(n = 5): AsyncIterable<Toy> & { length: number } {
+  return {
+    length: 5,
+    async *[Symbol.asyncIterator]() {
+      for (let i = 0; i < 5; i++) {
+        const images = randn([n, 1, 6, 6], { generator: new Generator(10 + i) }).keep();
+        const hostLabels = Int32Array.from({ length: n }, (_, j) => (i + j) % 3);
+        const labels = tensor(hostLabels, [n]).keep();
+        yield { images, labels, hostLabels, size: n, dispose: () => (images.dispose(), labels.dispose()) };
+      }
+    },
+  };
+}
+
+interface ToyResult {
+  initial: Float32Array[];
+  params: Float32Array[];
+  losses: number[];
+}
+
+/** Trains the toy recipe one epoch (5 steps) on `devices`; BN in eval style (running statistics) unless `bnTrain`. */
+async function toyRun(name: string, devices: string, { bnTrain = false, syncBN = false, epochs = 1, resume = false, batch = 5 } = {}): Promise<ToyResult> {
+  manualSeed(3);
+  const model = new Sequential(new Conv2d(1, 4, 3, { padding: 1 }), new BatchNorm2d(4), new ReLU(), new Flatten(), new Linear(4 * 36, 3));
+  const optimizer = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
+  const outf = join(root, name);
+  const run = new Run(outf, 'test', resume ? { resume: outf } : {});
+  const read = () => Promise.all(model.parameters().map(async (p) => (await p.toArray()) as Float32Array));
+  try {
+    const initial = await read();
+    await trainLoop({
+      run,
+      epochs,
+      verbIter: 1,
+      devices,
+      ...(resume ? { resume: outf } : {}),
+      syncBN,
+      loader: toyLoader(batch),
+      optimizers: [optimizer],
+      schedule: { schedule: constant(), perIteration: false },
+      save: [{ model, optimizer, generators: {}, args: {} }],
+      train: () => model.train(bnTrain),
+      step: ({ images, labels }) => {
+        const logits = model.forward(images);
+        const loss = F.crossEntropy(logits, labels);
+        loss.backward();
+        return { loss: asLoss(loss), accuracy: asAccuracy(F.topkAccuracy(logits, labels, 1)) };
+      },
+    });
+    const params = await read();
+    const losses = readFileSync(join(root, name, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; loss: number })
+      .filter((r) => r.kind === 'step')
+      .map((r) => r.loss);
+    return { initial, params, losses };
+  } finally {
+    run.close();
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+/** The largest |a − b| over every parameter. */
+function maxDifference(a: Float32Array[], b: Float32Array[]): number {
+  let worst = 0;
+  a.forEach((p, i) => p.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - b[i]![j]!)))));
+  return worst;
+}
+
+const once = <T>(fn: () => Promise<T>): (() => Promise<T>) => {
+  let memo: Promise<T> | null = null;
+  return () => (memo ??= fn());
+};
+const oneDevice = once(() => toyRun('one', '1'));
+const twoDevices = once(() => toyRun('two', '2'));
+
+describe('data-parallel training', () => {
+  it('--devices 2 gives the parameters and losses of --devices 1 at the same global batch after 5 steps', async () => {
+    const [one, two] = [await oneDevice(), await twoDevices()];
+    expect(one.losses).toHaveLength(5);
+    expect(two.losses).toHaveLength(5);
+    expect(maxDifference(one.params, two.params)).toBeLessThan(1e-5);
+    // The steps moved the parameters: the comparison is not between two untouched models.
+    expect(maxDifference(one.initial, one.params)).toBeGreaterThan(1e-3);
+    two.losses.forEach((l, i) => expect(Math.abs(l - one.losses[i]!)).toBeLessThan(1e-5));
+  });
+
+  it('two --devices 2 runs are bit-identical, batch norm on each device’s own share included', async () => {
+    const a = await toyRun('bn-a', '2', { bnTrain: true });
+    const b = await toyRun('bn-b', '2', { bnTrain: true });
+    expect(maxDifference(a.params, b.params)).toBe(0);
+    expect(a.losses).toEqual(b.losses);
+    // With statistics per share, the result differs from one device's (as PyTorch's DataParallel).
+    const one = await toyRun('bn-one', '1', { bnTrain: true });
+    expect(maxDifference(a.params, one.params)).toBeGreaterThan(0);
+  });
+
+  it('--resume with 2 devices continues bit for bit: 1 epoch, then a resumed second, equals 2 epochs at once', async () => {
+    const whole = await toyRun('whole', '2', { bnTrain: true, epochs: 2 });
+    await toyRun('halves', '2', { bnTrain: true, epochs: 1 });
+    const resumed = await toyRun('halves', '2', { bnTrain: true, epochs: 2, resume: true });
+    expect(whole.losses).toHaveLength(10);
+    expect(resumed.losses).toEqual(whole.losses);
+    expect(maxDifference(resumed.params, whole.params)).toBe(0);
+  });
+
+  it('a batch of fewer images than devices runs whole on device 0, the replicas updated alike', async () => {
+    const one = await toyRun('single-one', '1', { batch: 1, bnTrain: true });
+    const two = await toyRun('single-two', '2', { batch: 1, bnTrain: true });
+    // Bit for bit: the same step on the same device, the replica kept equal (checked each epoch by the loop).
+    expect(maxDifference(one.params, two.params)).toBe(0);
+    expect(two.losses).toEqual(one.losses);
+  });
+
+  it('replicas that drift are caught: a parameter changed on device 0 alone fails the check', async () => {
+    manualSeed(5);
+    const model = new Linear(3, 2);
+    const optimizer = new SGD(model.parameters(), { lr: 0.1 });
+    const parallel = await DataParallel.open('2', [model], [optimizer]);
+    try {
+      await parallel!.checkInSync();
+      backend().write(model.weight.view, new Float32Array(6).fill(0.5));
+      await expect(parallel!.checkInSync()).rejects.toThrow(/device 1's parameter 0 differs from device 0's at element 0 .* the replicas drifted/);
+    } finally {
+      parallel?.close();
+      optimizer.dispose();
+      model.dispose();
+    }
+  });
+
+  it('train:sesemi --devices 2 trains through the command: rotated unlabeled and labeled batches shared between the devices', async () => {
+    const data = tinyFolder();
+    const outf = join(root, 'sesemi');
+    const r = (await runCommand('train:sesemi', ['--dataroot', data, '--imageSize', '16', '--model', 'nin', '--ninStages', '3', '--trainSamples', '2', '--batchSize', '3', '--epochs', '1', '--verbIter', '1', '--devices', '2', '--outf', outf])) as SesemiResult;
+    expect(r.steps).toBeGreaterThan(0);
+    const lines = readFileSync(join(outf, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    const steps = lines.filter((l) => (l.kind as unknown) === 'step');
+    expect(steps).toHaveLength(r.steps);
+    for (const s of steps) for (const k of ['loss', 'loss_supervised', 'loss_rotation']) expect(Number.isFinite(s[k])).toBe(true);
+    expect(existsSync(join(outf, 'net_epoch_1.safetensors'))).toBe(true);
+  });
+
+  it('cuts a batch into shares with the remainder on the first devices', () => {
+    expect(shardBounds(5, 2)).toEqual([0, 3, 5]);
+    expect(shardBounds(1, 2)).toEqual([0, 1, 1]);
+    expect(shardBounds(8, 4)).toEqual([0, 2, 4, 6, 8]);
+  });
+
+  it('bad --devices values are one clear error', async () => {
+    const parse = (argv: string[]) => parseCommand(COMMANDS['train:rotnet']!.spec as { name: string; summary: string; flags: Flags }, argv);
+    expect(parseDevices('2')).toEqual({ count: 2 });
+    expect(parseDevices('all')).toEqual({ all: true });
+    expect(parseDevices('NVIDIA, AMD')).toEqual({ names: ['NVIDIA', 'AMD'] });
+    for (const [value, message] of [
+      ['0', /--devices 0: a count must be 1 to 64/],
+      ['-2', /--devices -2: a count must be 1 to 64/],
+      ['a,,b', /--devices 'a,,b': expected a count \(2\), all, or adapter names/],
+    ] as const) {
+      expect(() => parse([`--devices=${value}`])).toThrow(UsageError);
+      expect(() => parse([`--devices=${value}`])).toThrow(message);
+    }
+    await expect(DataParallel.open('no-such-gpu', [], [])).rejects.toThrow(/--devices: no adapter named 'no-such-gpu' \(this machine's adapters: '/);
+    await expect(toyRun('sync', '2', { syncBN: true })).rejects.toThrow(/--syncBN: statistics over the global batch need an exchange/);
+    // A step that uses a tensor outside the replicated modules names the problem instead of crashing the device.
+    manualSeed(3);
+    const model = new Linear(36, 3);
+    const optimizer = new SGD(model.parameters(), { lr: 0.1 });
+    const scale = tensor(Float32Array.of(2), []).keep();
+    const stray = new Run(join(root, 'stray'), 'test', {});
+    try {
+      const loop = trainLoop({
+        run: stray, epochs: 1, verbIter: 1, devices: '2', loader: toyLoader(), optimizers: [optimizer], save: [{ model, optimizer, generators: {}, args: {} }], train: () => {},
+        step: ({ images, labels }) => {
+          const loss = F.mul(F.crossEntropy(model.forward(images.reshape([-1, 36])), labels), scale);
+          loss.backward();
+          return { loss: asLoss(loss) };
+        },
+      });
+      await expect(loop).rejects.toThrow(/is a tensor of another device; in data-parallel training \(--devices\) a step may use only tensors of the modules the loop replicates/);
+    } finally {
+      stray.close();
+      scale.dispose();
+      optimizer.dispose();
+      model.dispose();
+    }
+    // A recipe that steps its own optimizers (train:dcgan) is refused before any step.
+    const run = new Run(join(root, 'gan'), 'test', {});
+    try {
+      const loop = trainLoop({ run, epochs: 1, verbIter: 1, devices: '2', loader: toyLoader(), save: [], train: () => {}, step: () => ({}) });
+      await expect(loop).rejects.toThrow(/--devices 2: this command steps its optimizers inside its own step \(a GAN\); it trains on one device/);
+    } finally {
+      run.close();
+    }
+  });
+});
