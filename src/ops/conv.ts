@@ -158,28 +158,33 @@ export function convKernelFor(pass: ConvPass, g: ConvGeometry, pinned: ConvOptio
   return convPath(gpu.caps, gpu.kernelChoice, gpu.simd, options) === 'simd' && !(pass === 'backward_input' && (g.stride[0] > 1 || g.stride[1] > 1)) ? 'simd' : 'direct';
 }
 
-function gemmUniforms(g: ConvGeometry, hasBias: boolean, rowsPerChunk = 0): Record<string, number> {
+function gemmUniforms(g: ConvGeometry, hasBias: boolean, rowsPerChunk = 0, relu = false): Record<string, number> {
   return {
     N: g.N, Ci: g.Ci, H: g.H, W: g.W, Co: g.Co, Ho: g.Ho, Wo: g.Wo, groups: g.groups, KH: g.KH, KW: g.KW,
     strideH: g.stride[0], strideW: g.stride[1], padH: g.padding[0], padW: g.padding[1], dilH: g.dilation[0], dilW: g.dilation[1],
-    hasBias: hasBias ? 1 : 0, rowsPerChunk,
+    hasBias: hasBias ? 1 : 0, rowsPerChunk, relu: relu ? 1 : 0,
   };
 }
 
-/** y = conv2d(x, weight) + bias; a batch larger than one binding runs in windows of images. */
-export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions = {}): Tensor {
+/**
+ * y = conv2d(x, weight) + bias, and relu(y) when `relu` (fused in the GEMM kernel's epilogue,
+ * which it then needs); a batch larger than one binding runs in windows of images.
+ */
+export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions = {}, relu = false): Tensor {
   const rowBytes = 4 * g.Co * g.Ho * g.Wo;
-  return overWindows([x], [{ concat: rowBytes }], ([xw]) => [forward(xw!, weight, bias, { ...g, N: xw!.shape[0]! }, options)])[0]!;
+  return overWindows([x], [{ concat: rowBytes }], ([xw]) => [forward(xw!, weight, bias, { ...g, N: xw!.shape[0]! }, options, relu)])[0]!;
 }
 
-function forward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, pinned: ConvOptions): Tensor {
+function forward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, pinned: ConvOptions, relu: boolean): Tensor {
   const options = tuned('forward', g, pinned);
   const plan = gemmPlan('forward', g, options);
   if (plan) {
     const y = Tensor.empty([g.N, g.Co, g.Ho, g.Wo]);
-    launch(plan.kernel, plan.entry, { y, x, weight, bias: bias ?? x }, gemmUniforms(g, bias !== null), plan.grid, { ...plan.overrides });
+    const w: Record<string, Tensor> = plan.entry === 'conv2d_forward_vec4' ? { weight4: weight } : { weight };
+    launch(plan.kernel, plan.entry, { y, x, ...w, bias: bias ?? x }, gemmUniforms(g, bias !== null, 0, relu), plan.grid, { ...plan.overrides });
     return y;
   }
+  if (relu) throw new Error('conv2d: a fused ReLU needs the GEMM kernel (options.path = \'gemm\')');
   const simd = simdForward(x, weight, bias, g, options);
   if (simd) return simd;
   const R4 = channelTile(g.Co / g.groups);
@@ -229,7 +234,8 @@ function backwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, pinned: ConvOpti
   const plan = gemmPlan('backward_weight', g, options);
   if (plan) {
     const dw = Tensor.empty(plan.chunks === 1 ? shape : [plan.chunks, g.Co * (shape[1]! * g.KH * g.KW)]);
-    launch(plan.kernel, plan.entry, { dw, x, dy }, gemmUniforms(g, false, plan.rowsPerChunk), plan.grid, { ...plan.overrides });
+    const grad: Record<string, Tensor> = plan.entry === 'conv2d_backward_weight_vec4' ? { dy4: dy } : { dy };
+    launch(plan.kernel, plan.entry, { dw, x, ...grad }, gemmUniforms(g, false, plan.rowsPerChunk), plan.grid, { ...plan.overrides });
     return plan.chunks === 1 ? dw : sumChunks(dw, shape);
   }
   const simd = simdBackwardWeight(x, dy, g, options);
@@ -396,6 +402,8 @@ const CONV_KERNELS = [
   'conv2d_gemm.conv2d_forward',
   'conv2d_gemm.conv2d_backward_input',
   'conv2d_gemm.conv2d_backward_weight',
+  'conv2d_gemm.conv2d_forward_vec4',
+  'conv2d_gemm.conv2d_backward_weight_vec4',
   'conv2d.pack_weight',
   'conv2d.conv2d_forward',
   'conv2d.conv2d_backward_input',
