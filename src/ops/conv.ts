@@ -6,7 +6,9 @@ import { Tensor } from '../tensor.js';
 import { convPath, planConvGemm, simdBackwardInput, simdBackwardWeight, simdForward, type ConvGemmPlan, type ConvOptions, type ConvPass, type ConvPath } from './conv-plan.js';
 import { backend } from '../runtime.js';
 import { gemmLabel } from './matmul-plan.js';
-import { convKey } from '../gpu/tuning.js';
+import { convKey, type TunedChoice } from '../gpu/tuning.js';
+import { candidates, FIRST_USE_ITERATIONS, TUNER_TILES, tuneLog, tuneShape } from '../gpu/tuner.js';
+import { randn } from '../creation.js';
 import { groups1d, launch, overWindows } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { SUM_KERNELS, sumAxis } from './reduce.js';
@@ -134,10 +136,34 @@ function packWeight(weight: Tensor, g: ConvGeometry, R4: number, transposed: boo
   return { packed, blocks };
 }
 
-/** Options with the tuner's entry for this pass and shape, where it has one and nothing is pinned. */
+/**
+ * Options with the tuner's entry for this pass and shape, where it has one and nothing is
+ * pinned; under DAWNET_TUNE=1 a shape without one is queued for timing (src/gpu/tuner.ts).
+ */
 function tuned(pass: ConvPass, g: ConvGeometry, options: ConvOptions): ConvOptions {
-  const entry = options.path ? undefined : backend().tuning.entries[convKey(pass, g)];
+  if (options.path) return options;
+  const key = convKey(pass, g);
+  const entry = backend().tuning.entries[key];
+  if (!entry) backend().queueTuning(key, () => timeConv(key, pass, g));
   return entry ? { path: entry.path as ConvPath, gemmTile: entry.gemmTile } : options;
+}
+
+/** DAWNET_TUNE=1: the candidate kernels of one pass timed on random operands of its shape. */
+async function timeConv(key: string, pass: ConvPass, g: ConvGeometry): Promise<TunedChoice> {
+  const x = randn([g.N, g.Ci, g.H, g.W]).keep();
+  const dy = randn([g.N, g.Co, g.Ho, g.Wo]).keep();
+  const w = randn([g.Co, g.Ci / g.groups, g.KH, g.KW]).keep();
+  const run = {
+    forward: (o: ConvOptions) => conv2dForward(x, w, null, g, o),
+    backward_input: (o: ConvOptions) => conv2dBackwardInput(dy, w, g, null, o),
+    backward_weight: (o: ConvOptions) => conv2dBackwardWeight(x, dy, g, o),
+  }[pass];
+  const untuned = convKernelFor(pass, g).split(' ')[0]!;
+  try {
+    return await tuneShape(key, untuned, candidates(['direct', 'simd'], TUNER_TILES, gemmLabel), (choice) => run(choice as ConvOptions), FIRST_USE_ITERATIONS, tuneLog);
+  } finally {
+    for (const t of [x, dy, w]) t.dispose();
+  }
 }
 
 /** The GEMM plan for this pass when the planner takes that path and it fits the device, else null. */

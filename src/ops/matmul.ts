@@ -2,10 +2,12 @@
 // 2-D operand broadcast over the other's batch, as torch.matmul does.
 import type { Backend } from '../gpu/backend.js';
 import { backend } from '../runtime.js';
-import { matmulKey } from '../gpu/tuning.js';
+import { matmulKey, type TunedChoice } from '../gpu/tuning.js';
+import { candidates, FIRST_USE_ITERATIONS, TUNER_TILES, tuneLog, tuneShape } from '../gpu/tuner.js';
+import { randn } from '../creation.js';
 import { Tensor } from '../tensor.js';
 import { launch, overWindows } from '../gpu/launch.js';
-import { matmulTarget, planMatmul, withTuned, type MatmulOptions, type MatmulPlan, type SimdPlan } from './matmul-plan.js';
+import { gemmLabel, matmulTarget, planMatmul, withTuned, type MatmulOptions, type MatmulPlan, type SimdPlan } from './matmul-plan.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { transposeLast2 } from './layout.js';
 import { SUM_KERNELS, sumAxis } from './reduce.js';
@@ -104,8 +106,25 @@ function runSimd(gpu: Backend, plan: SimdPlan, out: Tensor, a: Tensor, b: Tensor
 function plan(d: Dims, attrs: MatmulAttrs, gpu: Backend, options: MatmulOptions): MatmulPlan {
   const batchA = d.strideA === 0 ? 1 : d.batch;
   const batchB = d.strideB === 0 ? 1 : d.batch;
-  const tuned = gpu.tuning.entries[matmulKey(d.M, d.N, d.K, d.batch, attrs.transposeA, attrs.transposeB)];
+  const key = matmulKey(d.M, d.N, d.K, d.batch, attrs.transposeA, attrs.transposeB);
+  const tuned = gpu.tuning.entries[key];
+  if (!tuned && !options.path) gpu.queueTuning(key, () => timeMatmul(key, d, attrs));
   return planMatmul(d.M, d.N, d.K, d.batch, matmulTarget(gpu.caps, gpu.kernelChoice), batchA, batchB, withTuned(options, tuned), [attrs.transposeA, attrs.transposeB]);
+}
+
+/** DAWNET_TUNE=1: the candidate kernels timed on random operands of this shape (src/gpu/tuner.ts). */
+async function timeMatmul(key: string, d: Dims, attrs: MatmulAttrs): Promise<TunedChoice> {
+  const batched = (stride: number): number[] => (stride === 0 ? [] : [d.batch]);
+  const a = randn([...batched(d.strideA), ...(attrs.transposeA ? [d.K, d.M] : [d.M, d.K])]).keep();
+  const b = randn([...batched(d.strideB), ...(attrs.transposeB ? [d.N, d.K] : [d.K, d.N])]).keep();
+  const untuned = plan(d, attrs, backend(), {}).path;
+  const all = candidates(['tiled', 'simd'], TUNER_TILES, gemmLabel);
+  try {
+    return await tuneShape(key, untuned, all, (choice) => runMatmul(a, b, attrs, choice as MatmulOptions), FIRST_USE_ITERATIONS, tuneLog);
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
 }
 
 /** The kernel and tile runMatmul would use for these operand shapes on the open device. */
