@@ -22,7 +22,8 @@ const MODELS = ['resnet18', 'resnet50', 'nin', 'alexnet', 'dcgan'] as const;
 
 const HELP = `npm run tune [-- options]: time the kernels for the bench's shapes on this adapter and keep the fastest.
 
-  --quick          two matmul sizes, two layers of each model at batch 2, one GEMM tile, three timed runs (a smoke test)
+  --quick          two matmul sizes, two bench layers at batch 8, two layers of each model at batch 2, one GEMM tile,
+                   three timed runs (a smoke test)
   --only <text>    only the shapes whose key contains <text>
   --models <list>  the models whose layers are tuned (default: ${MODELS.join(',')}; "none" for the bench's matmul and conv shapes only)
 
@@ -137,8 +138,8 @@ const sides = values.quick ? [256, 512] : software ? [512, 1024, 2048] : [512, 1
 const plain = { transposeA: false, transposeB: false };
 for (const n of sides) await tuneMatmul([n, n], [n, n], plain, matmulKey(n, n, n, 1, false, false));
 
-// The conv bench's ResNet-18 CIFAR 3×3 layers (batch 32 there; 128 on a GPU, the issue's target).
-const convBatch = software ? 32 : 128;
+// The conv bench's ResNet-18 CIFAR 3×3 layers (batch 32 there; 128 on a GPU; 8 for --quick).
+const convBatch = values.quick ? 8 : software ? 32 : 128;
 const benchLayers: [number, number][] = values.quick ? [[64, 32], [256, 8]] : [[64, 32], [128, 16], [256, 8], [512, 4]];
 for (const [c, side] of benchLayers) {
   await tuneConv(conv2dGeometry([convBatch, c, side, side], [c, c, 3, 3], null, { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 }));
