@@ -173,12 +173,12 @@ function gemmPlan(pass: ConvPass, g: ConvGeometry, options: ConvOptions): ConvGe
   return planConvGemm(pass, g, gpu.caps, gpu.bindingLimit, options.gemmTile);
 }
 
-/** Which kernel a pass of this convolution runs on the open device, for benchmarks' notes: `gemm BMxBN/TMxTN/BK`, `simd` or `direct`. */
+/** Which kernel a pass of this convolution runs on the open device, for benchmarks' notes: `gemm BMxBN/TMxTN/BK [vec4] [split n]`, `simd` or `direct`. */
 export function convKernelFor(pass: ConvPass, g: ConvGeometry, pinned: ConvOptions = {}): string {
   const options = tuned(pass, g, pinned);
   const plan = gemmPlan(pass, g, options);
   if (plan) {
-    return `gemm ${gemmLabel(plan.overrides)}${plan.chunks > 1 ? ` split ${plan.chunks}` : ''}`;
+    return `gemm ${gemmLabel(plan.overrides)}${plan.entry.endsWith('vec4') ? ' vec4' : ''}${plan.chunks > 1 ? ` split ${plan.chunks}` : ''}`;
   }
   const gpu = backend();
   return convPath(gpu.caps, gpu.kernelChoice, gpu.simd, options) === 'simd' && !(pass === 'backward_input' && (g.stride[0] > 1 || g.stride[1] > 1)) ? 'simd' : 'direct';
