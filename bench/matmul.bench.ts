@@ -14,7 +14,7 @@ const plain = { transposeA: false, transposeB: false };
 
 function describe(plan: MatmulPlan): string {
   if (plan.path === 'simd') return `simd ${8 * plan.overrides.RA}x${32 * plan.overrides.CB}`;
-  if (plan.path === 'gemm') return `gemm ${gemmLabel(plan.overrides)}`;
+  if (plan.path === 'gemm') return `gemm ${gemmLabel(plan.overrides)}${plan.entry === 'matmul_gemm_vec4' ? ' vec4' : ''}`;
   return `tiled ${4 * plan.overrides.WG_Y}x${4 * plan.overrides.WG_X}`;
 }
 

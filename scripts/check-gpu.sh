@@ -24,10 +24,11 @@ device=$(npm run -s device -- --slug | tail -n 1)
 name="$device${quick:+-quick}"
 
 echo "== op table forward and gradient tests, GEMM kernels"
+# The GEMM kernels are a GPU's default; DAWNET_KERNELS=gemm makes lavapipe's --quick run test them too.
 if [[ -n $quick ]]; then
-  npx vitest run test/ops.test.ts test/conv-gemm.test.ts test/matmul.test.ts -t 'conv|[mM]atmul|adapter'
+  DAWNET_KERNELS=gemm npx vitest run test/ops.test.ts test/conv-gemm.test.ts test/matmul.test.ts -t 'conv|[mM]atmul|adapter'
 else
-  npx vitest run test/ops.test.ts test/conv-gemm.test.ts test/matmul.test.ts test/tuning.test.ts
+  DAWNET_KERNELS=gemm npx vitest run test/ops.test.ts test/conv-gemm.test.ts test/matmul.test.ts test/tuning.test.ts
 fi
 
 echo "== tuner"

@@ -61,6 +61,8 @@ const CASES: [number[], number[], Conv2dAttrs][] = [
   [[1, 8, 10, 10], [33, 8, 3, 2], conv({ padding: [3, 0], dilation: [2, 3] })],
   // 2·17·17 = 578 output pixels: a split-K weight gradient of several chunks.
   [[2, 3, 17, 17], [5, 3, 3, 3], conv({ padding: [1, 1] })],
+  // 16·18 pixels an image, whole vec4s of dy: the vec4 weight gradient, split in 2 chunks.
+  [[2, 3, 16, 18], [5, 3, 3, 3], conv({ padding: [1, 1] })],
 ];
 
 // Float32 sums of up to a few hundred products (dw: up to 578) of unit normals.
@@ -74,6 +76,9 @@ async function check(xs: number[], ws: number[], attrs: Conv2dAttrs, options: Co
   await scope(async () => {
     const [tx, tw, tdy] = [tensor(x, xs), tensor(w, ws), tensor(dy, dyShape)];
     expect(await conv2dForward(tx, tw, tensor(b, [ws[0]!]), g, options).toArray()).toBeAllClose(want.y, TOLERANCE);
+    // The fused epilogue: relu(conv2d(x, w) + b).
+    const relu = want.y.map((v) => Math.max(v, 0));
+    expect(await conv2dForward(tx, tw, tensor(b, [ws[0]!]), g, options, true).toArray()).toBeAllClose(relu, TOLERANCE);
     expect(await conv2dBackwardInput(tdy, tw, g, null, options).toArray()).toBeAllClose(want.dx, TOLERANCE);
     expect(await conv2dBackwardWeight(tx, tdy, g, options).toArray()).toBeAllClose(want.dw, TOLERANCE);
   });
@@ -93,7 +98,16 @@ describe('conv2d GEMM kernels', () => {
     const g = conv2dGeometry([2, 3, 17, 17], [5, 3, 3, 3], null, conv({ padding: [1, 1] }));
     const plan = planConvGemm('backward_weight', g, backend().caps, backend().bindingLimit);
     expect(plan?.chunks).toBeGreaterThan(1);
+    const whole = conv2dGeometry([2, 3, 16, 18], [5, 3, 3, 3], null, conv({ padding: [1, 1] }));
+    expect(planConvGemm('backward_weight', whole, backend().caps, backend().bindingLimit)).toMatchObject({ entry: 'conv2d_backward_weight_vec4', chunks: 2, rowsPerChunk: 288 });
   });
+
+  it('refuse a fused ReLU off the GEMM kernels', () =>
+    scope(() => {
+      const g = conv2dGeometry([1, 2, 4, 4], [3, 2, 3, 3], null, conv({}));
+      const [x, w] = [tensor(new Float32Array(32), [1, 2, 4, 4]), tensor(new Float32Array(54), [3, 2, 3, 3])];
+      expect(() => conv2dForward(x, w, null, g, { path: 'direct' }, true)).toThrow(/fused ReLU needs the GEMM kernel/);
+    }));
 });
 
 describe('the adapter under test', () => {
@@ -122,11 +136,12 @@ describe('conv2d planner (pure: no device)', () => {
   it('tiles each pass as a GEMM of its own rows, columns and depth', () => {
     const limit = H200.maxStorageBufferBindingSize;
     // 128 channels × 32,768 pixels: 128 × 128 tiles, 256 along the pixels.
-    expect(planConvGemm('forward', g, H200, limit)).toMatchObject({ entry: 'conv2d_forward', overrides: { TM: 8, TN4: 2 }, grid: [256, 1, 1], chunks: 1, scratchBytes: 0 });
+    expect(planConvGemm('forward', g, H200, limit)).toMatchObject({ entry: 'conv2d_forward_vec4', overrides: { TM: 8, TN4: 2 }, grid: [256, 1, 1], chunks: 1, scratchBytes: 0 });
     expect(planConvGemm('backward_input', g, H200, limit)).toMatchObject({ entry: 'conv2d_backward_input', grid: [256, 1, 1] });
     // 128 × 1,152 taps is only 9 tiles of 128: 64 × 64 tiles, split over the 32,768 pixels.
     const dw = planConvGemm('backward_weight', g, H200, limit)!;
-    expect(dw).toMatchObject({ entry: 'conv2d_backward_weight', overrides: { TM: 4, TN4: 1 }, chunks: 29, rowsPerChunk: 1130 });
+    // 16 × 16 pixels an image: dy loads as vec4s, and chunks hold whole vec4s.
+    expect(dw).toMatchObject({ entry: 'conv2d_backward_weight_vec4', overrides: { TM: 4, TN4: 1 }, chunks: 29, rowsPerChunk: 1132 });
     expect(dw.grid).toEqual([18, 2, 29]);
     expect(dw.scratchBytes).toBe(4 * 29 * 128 * 1152);
   });
@@ -136,5 +151,12 @@ describe('conv2d planner (pure: no device)', () => {
     expect(dw.chunks).toBe(3);
     const huge = conv2dGeometry([1, 1, 1, 2 ** 23], [1, 1, 1, 1], null, conv({}));
     expect(planConvGemm('forward', huge, H200, H200.maxStorageBufferBindingSize)).toBeNull();
+  });
+
+  it('loads the weight as vec4s only when the taps are whole vec4s (not the 3-channel stem)', () => {
+    const stem = conv2dGeometry([128, 3, 32, 32], [64, 3, 3, 3], null, conv({ padding: [1, 1] }));
+    expect(planConvGemm('forward', stem, H200, H200.maxStorageBufferBindingSize)?.entry).toBe('conv2d_forward');
+    expect(planConvGemm('backward_input', g, H200, H200.maxStorageBufferBindingSize)?.entry).toBe('conv2d_backward_input');
+    expect(() => planConvGemm('forward', g, H200, H200.maxStorageBufferBindingSize, { WG_X: 16, WG_Y: 16, TM: 8, TN4: 2, BK: 32 })).toThrow(/at most 8 per invocation/);
   });
 });

@@ -3,7 +3,7 @@
 // awkward shapes, the packed-operand textures reused across calls, and the planner's choices.
 import { describe, expect, it } from 'vitest';
 import { backend, scope, tensor, type Tensor } from '../src/index.js';
-import { matmulPlanFor, runMatmul, type MatmulAttrs } from '../src/ops/matmul.js';
+import { matmulPlanFor, runMatmul, runMatmulFused, type MatmulAttrs } from '../src/ops/matmul.js';
 import { matmulTarget, planMatmul, type MatmulTarget } from '../src/ops/matmul-plan.js';
 import { H200, lavapipe } from './devices.js';
 import { Generator } from '../src/random.js';
@@ -112,6 +112,48 @@ describe('matmul, GEMM path with the 128 × 128 tile', () => {
   });
 });
 
+describe('matmul, GEMM kernel: vec4 loads and the fused epilogue', () => {
+  // Contiguous extents that are multiples of 4 take vec4 loads, ragged M and N included; the
+  // rest the scalar entry. Each case also runs with the fused bias over the columns and ReLU.
+  const cases: (Case & { entry: string })[] = [
+    { a: [2, 13, 24], b: [2, 24, 36], attrs: plain, entry: 'matmul_gemm_vec4' },
+    { a: [18, 12], b: [9, 18], attrs: { transposeA: true, transposeB: true }, entry: 'matmul_gemm' },
+    { a: [20, 12], b: [8, 20], attrs: { transposeA: true, transposeB: true }, entry: 'matmul_gemm_vec4' },
+    { a: [3, 36, 20], b: [36, 44], attrs: { transposeA: true, transposeB: false }, entry: 'matmul_gemm_vec4' },
+    { a: [33, 44], b: [2, 17, 44], attrs: { transposeA: false, transposeB: true }, entry: 'matmul_gemm_vec4' },
+    { a: [2, 7, 18], b: [2, 18, 12], attrs: plain, entry: 'matmul_gemm' },
+  ];
+  cases.forEach((c, index) => {
+    it(`matches the float64 reference with and without bias and ReLU: ${label(c)} (${c.entry})`, async () => {
+      const rng = new Generator(500 + index);
+      const [a, b] = [draw(c.a, rng), draw(c.b, rng)];
+      const want = reference(a, c.a, b, c.b, c.attrs);
+      const N = want.length / (c.attrs.transposeB ? c.b.at(-2)! : c.b.at(-1)!);
+      const n = want.length / N;
+      const bias = draw([n], rng);
+      const fused = want.map((v, i) => Math.max(v + bias[i % n]!, 0));
+      const plan = matmulPlanFor(c.a, c.b, c.attrs, { path: 'gemm' });
+      expect(plan.path === 'gemm' && plan.entry).toBe(c.entry);
+      const [plainOut, fusedOut] = await scope(async () => {
+        const [ta, tb] = [tensor(a, c.a), tensor(b, c.b)];
+        const outs = [runMatmul(ta, tb, c.attrs, { path: 'gemm' }), runMatmulFused(ta, tb, c.attrs, { bias: tensor(bias, [n]), relu: true }, { path: 'gemm' })];
+        return Promise.all(outs.map((t) => t.toArray()));
+      });
+      expect(plainOut).toBeAllClose(want, TOLERANCE);
+      expect(fusedOut).toBeAllClose(fused, TOLERANCE);
+    });
+  });
+
+  it('refuses a fused epilogue off the GEMM kernel and a tile the kernel cannot run', () => {
+    scope(() => {
+      const [a, b] = [tensor(new Float32Array(6), [2, 3]), tensor(new Float32Array(12), [3, 4])];
+      expect(() => runMatmulFused(a, b, plain, { relu: true }, { path: 'tiled' })).toThrow(/needs the GEMM kernel/);
+      expect(() => runMatmulFused(a, b, plain, { bias: tensor(new Float32Array(3), [3]) }, { path: 'gemm' })).toThrow(/bias \[3\] must be \[4\]/);
+      expect(() => runMatmul(a, b, plain, { path: 'gemm', gemmTile: { WG_X: 16, WG_Y: 16, TM: 8, TN4: 2, BK: 32 } })).toThrow(/at most 8 per invocation/);
+    });
+  });
+});
+
 describe('matmul, SIMD path across calls', () => {
   it('reuses and grows its packed textures within one submit, never reading stale texels', async (context) => {
     if (!simdAdapter()) context.skip();
@@ -168,7 +210,7 @@ describe('planMatmul', () => {
     expect(matmulTarget(lavapipe(16), 'gemm')).toMatchObject({ simd: false, gemm: true });
     // 4096³: 1,024 tiles of 128 × 128 with 8 × 8 register blocks.
     expect(planMatmul(4096, 4096, 4096, 1, matmulTarget(H200, 'default'))).toEqual({
-      path: 'gemm', entry: 'matmul_gemm', overrides: { WG_X: 16, WG_Y: 16, TM: 8, TN4: 2, BK: 8 }, workgroups: [32, 32, 1],
+      path: 'gemm', entry: 'matmul_gemm_vec4', overrides: { WG_X: 16, WG_Y: 16, TM: 8, TN4: 2, BK: 8 }, workgroups: [32, 32, 1],
     });
     // Too few 128-tiles to fill the GPU: 64 × 64, and 32 along a thin side.
     expect(planMatmul(256, 20, 512, 2, matmulTarget(H200, 'default'))).toMatchObject({ overrides: { WG_X: 8, WG_Y: 16, TM: 4, TN4: 1 }, workgroups: [1, 4, 2] });

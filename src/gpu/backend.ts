@@ -5,7 +5,8 @@
 // is uploaded once per submit.
 import { openDevice, type DeviceOptions, type OpenedDevice } from './device.js';
 import { bindingCeiling } from './windows.js';
-import { loadTuning, type TuningTable } from './tuning.js';
+import { loadTuning, saveTuning, type TunedChoice, type TuningTable } from './tuning.js';
+import { autotuneFromEnv } from './tuner.js';
 import { capabilitiesOf, kernelChoice, simdCapable, type DeviceCapabilities, type KernelChoice } from './capabilities.js';
 import { KernelLibrary, type Kernel, type Overrides } from './kernels.js';
 import { BufferPool, formatBytes, type PoolStats } from './pool.js';
@@ -74,6 +75,14 @@ export class Backend {
   readonly simd: boolean;
   /** The tuner's winners for this adapter (src/gpu/tuning.ts); planners take them where nothing is pinned. */
   tuning: TuningTable;
+  /**
+   * DAWNET_TUNE=1: a planner meeting a shape the table lacks queues it (queueTuning); the next
+   * read or sync, once the encoded work is submitted, times its candidates and records the winner.
+   */
+  autotune = autotuneFromEnv();
+  private readonly tuningQueue = new Map<string, () => Promise<TunedChoice>>();
+  private readonly tuningSeen = new Set<string>();
+  private tuningNow = false;
   /** The planners' kernel choice: DAWNET_KERNELS=gemm forces the GPU kernels everywhere. */
   readonly kernelChoice: KernelChoice = kernelChoice();
   private readonly textures = new Map<string, GPUTexture>();
@@ -223,6 +232,7 @@ export class Backend {
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(view.buffer, view.offset, staging, 0, bytes);
     this.flush();
+    await this.tuneQueued();
     try {
       await settle(staging.mapAsync(GPUMapMode.READ, 0, bytes));
     } catch (err) {
@@ -315,8 +325,31 @@ export class Backend {
   /** Submits and waits for the GPU to finish, then throws any error Dawn reported meanwhile. */
   async sync(): Promise<void> {
     this.flush();
+    await this.tuneQueued();
     await settle(this.device.queue.onSubmittedWorkDone());
     await this.throwPendingErrors();
+  }
+
+  /** Queues a shape's timing (DAWNET_TUNE=1), once per key and process; `time` returns its winner. */
+  queueTuning(key: string, time: () => Promise<TunedChoice>): void {
+    if (!this.autotune || this.tuningSeen.has(key) || this.tuning.entries[key]) return;
+    this.tuningSeen.add(key);
+    this.tuningQueue.set(key, time);
+  }
+
+  /** Times the queued shapes (their runs submit and sync on their own), records each winner and saves the table. */
+  private async tuneQueued(): Promise<void> {
+    if (this.tuningNow || this.tuningQueue.size === 0) return;
+    this.tuningNow = true;
+    try {
+      for (const [key, time] of this.tuningQueue) {
+        this.tuningQueue.delete(key);
+        this.tuning.entries[key] = await time();
+      }
+      saveTuning(this.tuning);
+    } finally {
+      this.tuningNow = false;
+    }
   }
 
   destroy(): void {

@@ -5,7 +5,7 @@
 // planConvGemm and convPath are pure: shapes and the device's capabilities in, a plan out.
 import type { Backend } from '../gpu/backend.js';
 import type { DeviceCapabilities, KernelChoice } from '../gpu/capabilities.js';
-import { gemmTile, tileCols, tileRows, type GemmTile } from './matmul-plan.js';
+import { gemmTile, gemmTileProblem, tileCols, tileRows, type GemmTile } from './matmul-plan.js';
 import { launch } from '../gpu/launch.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
@@ -25,7 +25,8 @@ export type ConvPass = 'forward' | 'backward_input' | 'backward_weight';
 
 export interface ConvGemmPlan {
   kernel: 'conv2d_gemm';
-  entry: `conv2d_${ConvPass}`;
+  /** _vec4: the forward's weight (taps a multiple of 4), the weight gradient's dy (Ho·Wo a multiple of 4) loaded as vec4s. */
+  entry: `conv2d_${ConvPass}` | 'conv2d_forward_vec4' | 'conv2d_backward_weight_vec4';
   overrides: GemmTile;
   grid: [number, number, number];
   /** The weight gradient's split-K: chunks of rowsPerChunk output pixels, each a partial sum. */
@@ -54,6 +55,8 @@ export function planConvGemm(pass: ConvPass, g: ConvGeometry, caps: DeviceCapabi
   const taps = cin * g.KH * g.KW;
   const [rows, cols] = pass === 'forward' ? [cout, g.N * g.Ho * g.Wo] : pass === 'backward_input' ? [cin, g.N * g.H * g.W] : [cout, taps];
   const t = tile ?? gemmTile(rows, cols, g.groups);
+  const problem = gemmTileProblem(t);
+  if (problem) throw new Error(`conv2d: GEMM tile ${JSON.stringify(t)} cannot run: ${problem}`);
   const tiles = Math.ceil(cols / tileCols(t)) * Math.ceil(rows / tileRows(t));
   let chunks = 1;
   const pixels = g.N * g.Ho * g.Wo;
@@ -62,11 +65,14 @@ export function planConvGemm(pass: ConvPass, g: ConvGeometry, caps: DeviceCapabi
     const fit = Math.floor(bindingLimit / (4 * g.Co * taps));
     chunks = Math.max(1, Math.min(Math.ceil(target / (tiles * g.groups)), Math.floor(pixels / MIN_CHUNK), MAX_CHUNKS, fit));
   }
-  const rowsPerChunk = Math.ceil(pixels / chunks);
+  // dy's vec4s along the output pixels need whole vec4s per image and per chunk.
+  const vec4 = pass === 'forward' ? taps % 4 === 0 : pass === 'backward_weight' && (g.Ho * g.Wo) % 4 === 0;
+  const rowsPerChunk = Math.ceil(pixels / chunks / (vec4 ? 4 : 1)) * (vec4 ? 4 : 1);
   chunks = Math.ceil(pixels / rowsPerChunk);
   const grid: [number, number, number] = [Math.ceil(cols / tileCols(t)), Math.ceil(rows / tileRows(t)), g.groups * chunks];
   if (grid.some((n) => n > caps.maxComputeWorkgroupsPerDimension)) return null;
-  return { kernel: 'conv2d_gemm', entry: `conv2d_${pass}`, overrides: t, grid, chunks, rowsPerChunk, scratchBytes: chunks > 1 ? 4 * chunks * g.Co * taps : 0 };
+  const entry = vec4 ? (pass === 'forward' ? 'conv2d_forward_vec4' : 'conv2d_backward_weight_vec4') : (`conv2d_${pass}` as const);
+  return { kernel: 'conv2d_gemm', entry, overrides: t, grid, chunks, rowsPerChunk, scratchBytes: chunks > 1 ? 4 * chunks * g.Co * taps : 0 };
 }
 
 /** The path a pass takes when nothing is pinned: the GEMMs on a GPU or when forced, else today's CPU paths. */

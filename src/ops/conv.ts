@@ -6,7 +6,9 @@ import { Tensor } from '../tensor.js';
 import { convPath, planConvGemm, simdBackwardInput, simdBackwardWeight, simdForward, type ConvGemmPlan, type ConvOptions, type ConvPass, type ConvPath } from './conv-plan.js';
 import { backend } from '../runtime.js';
 import { gemmLabel } from './matmul-plan.js';
-import { convKey } from '../gpu/tuning.js';
+import { convKey, type TunedChoice } from '../gpu/tuning.js';
+import { candidates, FIRST_USE_ITERATIONS, TUNER_TILES, tuneLog, tuneShape } from '../gpu/tuner.js';
+import { randn } from '../creation.js';
 import { groups1d, launch, overWindows } from '../gpu/launch.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { SUM_KERNELS, sumAxis } from './reduce.js';
@@ -134,10 +136,34 @@ function packWeight(weight: Tensor, g: ConvGeometry, R4: number, transposed: boo
   return { packed, blocks };
 }
 
-/** Options with the tuner's entry for this pass and shape, where it has one and nothing is pinned. */
+/**
+ * Options with the tuner's entry for this pass and shape, where it has one and nothing is
+ * pinned; under DAWNET_TUNE=1 a shape without one is queued for timing (src/gpu/tuner.ts).
+ */
 function tuned(pass: ConvPass, g: ConvGeometry, options: ConvOptions): ConvOptions {
-  const entry = options.path ? undefined : backend().tuning.entries[convKey(pass, g)];
+  if (options.path) return options;
+  const key = convKey(pass, g);
+  const entry = backend().tuning.entries[key];
+  if (!entry) backend().queueTuning(key, () => timeConv(key, pass, g));
   return entry ? { path: entry.path as ConvPath, gemmTile: entry.gemmTile } : options;
+}
+
+/** DAWNET_TUNE=1: the candidate kernels of one pass timed on random operands of its shape. */
+async function timeConv(key: string, pass: ConvPass, g: ConvGeometry): Promise<TunedChoice> {
+  const x = randn([g.N, g.Ci, g.H, g.W]).keep();
+  const dy = randn([g.N, g.Co, g.Ho, g.Wo]).keep();
+  const w = randn([g.Co, g.Ci / g.groups, g.KH, g.KW]).keep();
+  const run = {
+    forward: (o: ConvOptions) => conv2dForward(x, w, null, g, o),
+    backward_input: (o: ConvOptions) => conv2dBackwardInput(dy, w, g, null, o),
+    backward_weight: (o: ConvOptions) => conv2dBackwardWeight(x, dy, g, o),
+  }[pass];
+  const untuned = convKernelFor(pass, g).split(' ')[0]!;
+  try {
+    return await tuneShape(key, untuned, candidates(['direct', 'simd'], TUNER_TILES, gemmLabel), (choice) => run(choice as ConvOptions), FIRST_USE_ITERATIONS, tuneLog);
+  } finally {
+    for (const t of [x, dy, w]) t.dispose();
+  }
 }
 
 /** The GEMM plan for this pass when the planner takes that path and it fits the device, else null. */
@@ -147,39 +173,44 @@ function gemmPlan(pass: ConvPass, g: ConvGeometry, options: ConvOptions): ConvGe
   return planConvGemm(pass, g, gpu.caps, gpu.bindingLimit, options.gemmTile);
 }
 
-/** Which kernel a pass of this convolution runs on the open device, for benchmarks' notes: `gemm BMxBN/TMxTN/BK`, `simd` or `direct`. */
+/** Which kernel a pass of this convolution runs on the open device, for benchmarks' notes: `gemm BMxBN/TMxTN/BK [vec4] [split n]`, `simd` or `direct`. */
 export function convKernelFor(pass: ConvPass, g: ConvGeometry, pinned: ConvOptions = {}): string {
   const options = tuned(pass, g, pinned);
   const plan = gemmPlan(pass, g, options);
   if (plan) {
-    return `gemm ${gemmLabel(plan.overrides)}${plan.chunks > 1 ? ` split ${plan.chunks}` : ''}`;
+    return `gemm ${gemmLabel(plan.overrides)}${plan.entry.endsWith('vec4') ? ' vec4' : ''}${plan.chunks > 1 ? ` split ${plan.chunks}` : ''}`;
   }
   const gpu = backend();
   return convPath(gpu.caps, gpu.kernelChoice, gpu.simd, options) === 'simd' && !(pass === 'backward_input' && (g.stride[0] > 1 || g.stride[1] > 1)) ? 'simd' : 'direct';
 }
 
-function gemmUniforms(g: ConvGeometry, hasBias: boolean, rowsPerChunk = 0): Record<string, number> {
+function gemmUniforms(g: ConvGeometry, hasBias: boolean, rowsPerChunk = 0, relu = false): Record<string, number> {
   return {
     N: g.N, Ci: g.Ci, H: g.H, W: g.W, Co: g.Co, Ho: g.Ho, Wo: g.Wo, groups: g.groups, KH: g.KH, KW: g.KW,
     strideH: g.stride[0], strideW: g.stride[1], padH: g.padding[0], padW: g.padding[1], dilH: g.dilation[0], dilW: g.dilation[1],
-    hasBias: hasBias ? 1 : 0, rowsPerChunk,
+    hasBias: hasBias ? 1 : 0, rowsPerChunk, relu: relu ? 1 : 0,
   };
 }
 
-/** y = conv2d(x, weight) + bias; a batch larger than one binding runs in windows of images. */
-export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions = {}): Tensor {
+/**
+ * y = conv2d(x, weight) + bias, and relu(y) when `relu` (fused in the GEMM kernel's epilogue,
+ * which it then needs); a batch larger than one binding runs in windows of images.
+ */
+export function conv2dForward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, options: ConvOptions = {}, relu = false): Tensor {
   const rowBytes = 4 * g.Co * g.Ho * g.Wo;
-  return overWindows([x], [{ concat: rowBytes }], ([xw]) => [forward(xw!, weight, bias, { ...g, N: xw!.shape[0]! }, options)])[0]!;
+  return overWindows([x], [{ concat: rowBytes }], ([xw]) => [forward(xw!, weight, bias, { ...g, N: xw!.shape[0]! }, options, relu)])[0]!;
 }
 
-function forward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, pinned: ConvOptions): Tensor {
+function forward(x: Tensor, weight: Tensor, bias: Tensor | null, g: ConvGeometry, pinned: ConvOptions, relu: boolean): Tensor {
   const options = tuned('forward', g, pinned);
   const plan = gemmPlan('forward', g, options);
   if (plan) {
     const y = Tensor.empty([g.N, g.Co, g.Ho, g.Wo]);
-    launch(plan.kernel, plan.entry, { y, x, weight, bias: bias ?? x }, gemmUniforms(g, bias !== null), plan.grid, { ...plan.overrides });
+    const w: Record<string, Tensor> = plan.entry === 'conv2d_forward_vec4' ? { weight4: weight } : { weight };
+    launch(plan.kernel, plan.entry, { y, x, ...w, bias: bias ?? x }, gemmUniforms(g, bias !== null, 0, relu), plan.grid, { ...plan.overrides });
     return y;
   }
+  if (relu) throw new Error('conv2d: a fused ReLU needs the GEMM kernel (options.path = \'gemm\')');
   const simd = simdForward(x, weight, bias, g, options);
   if (simd) return simd;
   const R4 = channelTile(g.Co / g.groups);
@@ -229,7 +260,8 @@ function backwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry, pinned: ConvOpti
   const plan = gemmPlan('backward_weight', g, options);
   if (plan) {
     const dw = Tensor.empty(plan.chunks === 1 ? shape : [plan.chunks, g.Co * (shape[1]! * g.KH * g.KW)]);
-    launch(plan.kernel, plan.entry, { dw, x, dy }, gemmUniforms(g, false, plan.rowsPerChunk), plan.grid, { ...plan.overrides });
+    const grad: Record<string, Tensor> = plan.entry === 'conv2d_backward_weight_vec4' ? { dy4: dy } : { dy };
+    launch(plan.kernel, plan.entry, { dw, x, ...grad }, gemmUniforms(g, false, plan.rowsPerChunk), plan.grid, { ...plan.overrides });
     return plan.chunks === 1 ? dw : sumChunks(dw, shape);
   }
   const simd = simdBackwardWeight(x, dy, g, options);
@@ -396,6 +428,8 @@ const CONV_KERNELS = [
   'conv2d_gemm.conv2d_forward',
   'conv2d_gemm.conv2d_backward_input',
   'conv2d_gemm.conv2d_backward_weight',
+  'conv2d_gemm.conv2d_forward_vec4',
+  'conv2d_gemm.conv2d_backward_weight_vec4',
   'conv2d.pack_weight',
   'conv2d.conv2d_forward',
   'conv2d.conv2d_backward_input',

@@ -26,7 +26,8 @@ export type { GemmTile };
 
 export interface GemmPlan {
   path: 'gemm';
-  entry: 'matmul_gemm';
+  /** vec4 global loads where both operands' contiguous dimensions are multiples of 4. */
+  entry: 'matmul_gemm' | 'matmul_gemm_vec4';
   overrides: GemmTile;
   workgroups: [number, number, number];
 }
@@ -69,10 +70,32 @@ export function gemmTile(rows: number, cols: number, count = 1): GemmTile {
   return { WG_X: cols <= 32 ? 8 : 16, WG_Y: rows <= 32 ? 8 : 16, TM: 4, TN4: 1, BK: 16 };
 }
 
-export function planGemm(M: number, N: number, batch: number, tile: GemmTile = gemmTile(M, N, batch)): GemmPlan {
+/**
+ * Why a tile cannot run in the GEMM kernels, or null when it can: each invocation stages at most
+ * 8 values of each operand per step (BK·BM and BK·BN ≤ 8·threads), the register block is at most
+ * 8 × 8, BK and BM are whole vec4s, and the workgroup stays within WebGPU's defaults: 256
+ * invocations, and so at most 16 KiB of tiles.
+ */
+export function gemmTileProblem(t: GemmTile): string | null {
+  const threads = t.WG_X * t.WG_Y;
+  if (![t.WG_X, t.WG_Y, t.TM, t.TN4, t.BK].every((v) => Number.isInteger(v) && v >= 1)) return 'every field must be a positive integer';
+  if (threads > 256) return `${threads} invocations, over 256`;
+  if (t.TM > 8 || t.TN4 > 2) return `a ${t.TM} × ${4 * t.TN4} register block, over 8 × 8`;
+  if (t.BK % 4 !== 0 || tileRows(t) % 4 !== 0) return 'BK and BM = TM·WG_Y must be multiples of 4';
+  if (t.BK * Math.max(tileRows(t), tileCols(t)) > 8 * threads) return `BK·BM and BK·BN must be at most 8 per invocation (${8 * threads})`;
+  return null;
+}
+
+/** Whether the GEMM kernels can load both operands as vec4s: a's and b's contiguous extents are multiples of 4. */
+export const gemmVec4 = (M: number, N: number, K: number, transA: boolean, transB: boolean): boolean =>
+  (transA ? M : K) % 4 === 0 && (transB ? K : N) % 4 === 0;
+
+export function planGemm(M: number, N: number, batch: number, tile: GemmTile = gemmTile(M, N, batch), vec4 = false): GemmPlan {
+  const problem = gemmTileProblem(tile);
+  if (problem) throw new Error(`matmul: GEMM tile ${JSON.stringify(tile)} cannot run: ${problem}`);
   return {
     path: 'gemm',
-    entry: 'matmul_gemm',
+    entry: vec4 ? 'matmul_gemm_vec4' : 'matmul_gemm',
     overrides: tile,
     workgroups: [Math.ceil(N / tileCols(tile)), Math.ceil(M / tileRows(tile)), batch],
   };
@@ -158,8 +181,9 @@ export function withTuned(options: MatmulOptions, tuned: TunedChoice | undefined
 }
 
 /**
- * batchA / batchB: how many distinct matrices each operand holds (1 when broadcast).
- * options.path = 'simd' still needs a capable target and textures that fit.
+ * batchA / batchB: how many distinct matrices each operand holds (1 when broadcast); trans: the
+ * operands are stored transposed. options.path = 'simd' still needs a capable target and
+ * textures that fit.
  */
 export function planMatmul(
   M: number,
@@ -170,8 +194,9 @@ export function planMatmul(
   batchA = batch,
   batchB = batch,
   options: MatmulOptions = {},
+  trans: [boolean, boolean] = [false, false],
 ): MatmulPlan {
-  if (options.path === 'gemm' || (!options.path && target.gemm)) return planGemm(M, N, batch, options.gemmTile);
+  if (options.path === 'gemm' || (!options.path && target.gemm)) return planGemm(M, N, batch, options.gemmTile, gemmVec4(M, N, K, ...trans));
   const wantSimd = options.path ? options.path === 'simd' : M * N * K * batch >= SIMD_MIN_WORK;
   if (target.simd && wantSimd) {
     const simd = planSimd(M, N, K, batch, batchA, batchB, target.maxTextureSize, options.tile);

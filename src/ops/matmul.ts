@@ -2,10 +2,12 @@
 // 2-D operand broadcast over the other's batch, as torch.matmul does.
 import type { Backend } from '../gpu/backend.js';
 import { backend } from '../runtime.js';
-import { matmulKey } from '../gpu/tuning.js';
+import { matmulKey, type TunedChoice } from '../gpu/tuning.js';
+import { candidates, FIRST_USE_ITERATIONS, TUNER_TILES, tuneLog, tuneShape } from '../gpu/tuner.js';
+import { randn } from '../creation.js';
 import { Tensor } from '../tensor.js';
 import { launch, overWindows } from '../gpu/launch.js';
-import { matmulTarget, planMatmul, withTuned, type MatmulOptions, type MatmulPlan, type SimdPlan } from './matmul-plan.js';
+import { gemmLabel, matmulTarget, planMatmul, withTuned, type MatmulOptions, type MatmulPlan, type SimdPlan } from './matmul-plan.js';
 import type { OpCase, OpDef, RefTensor } from './op.js';
 import { transposeLast2 } from './layout.js';
 import { SUM_KERNELS, sumAxis } from './reduce.js';
@@ -15,6 +17,12 @@ export interface MatmulAttrs {
   transposeA: boolean;
   /** Use Bᵀ: b is stored (…, N, K). */
   transposeB: boolean;
+}
+
+/** What the GEMM kernels add to the product before storing it: bias over the columns (N), then ReLU. */
+export interface MatmulEpilogue {
+  bias?: Tensor;
+  relu?: boolean;
 }
 
 interface Dims {
@@ -98,8 +106,25 @@ function runSimd(gpu: Backend, plan: SimdPlan, out: Tensor, a: Tensor, b: Tensor
 function plan(d: Dims, attrs: MatmulAttrs, gpu: Backend, options: MatmulOptions): MatmulPlan {
   const batchA = d.strideA === 0 ? 1 : d.batch;
   const batchB = d.strideB === 0 ? 1 : d.batch;
-  const tuned = gpu.tuning.entries[matmulKey(d.M, d.N, d.K, d.batch, attrs.transposeA, attrs.transposeB)];
-  return planMatmul(d.M, d.N, d.K, d.batch, matmulTarget(gpu.caps, gpu.kernelChoice), batchA, batchB, withTuned(options, tuned));
+  const key = matmulKey(d.M, d.N, d.K, d.batch, attrs.transposeA, attrs.transposeB);
+  const tuned = gpu.tuning.entries[key];
+  if (!tuned && !options.path) gpu.queueTuning(key, () => timeMatmul(key, d, attrs));
+  return planMatmul(d.M, d.N, d.K, d.batch, matmulTarget(gpu.caps, gpu.kernelChoice), batchA, batchB, withTuned(options, tuned), [attrs.transposeA, attrs.transposeB]);
+}
+
+/** DAWNET_TUNE=1: the candidate kernels timed on random operands of this shape (src/gpu/tuner.ts). */
+async function timeMatmul(key: string, d: Dims, attrs: MatmulAttrs): Promise<TunedChoice> {
+  const batched = (stride: number): number[] => (stride === 0 ? [] : [d.batch]);
+  const a = randn([...batched(d.strideA), ...(attrs.transposeA ? [d.K, d.M] : [d.M, d.K])]).keep();
+  const b = randn([...batched(d.strideB), ...(attrs.transposeB ? [d.N, d.K] : [d.K, d.N])]).keep();
+  const untuned = plan(d, attrs, backend(), {}).path;
+  const all = candidates(['tiled', 'simd'], TUNER_TILES, gemmLabel);
+  try {
+    return await tuneShape(key, untuned, all, (choice) => runMatmul(a, b, attrs, choice as MatmulOptions), FIRST_USE_ITERATIONS, tuneLog);
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
 }
 
 /** The kernel and tile runMatmul would use for these operand shapes on the open device. */
@@ -169,7 +194,20 @@ function largeMatrices(a: Tensor, b: Tensor, attrs: MatmulAttrs, d: Dims, option
   return null;
 }
 
-function whole(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: MatmulOptions): Tensor {
+/**
+ * relu(op(a)·op(b) + bias) in one GEMM dispatch (torch.relu(F.linear(x, w, bias)) with b = wᵀ):
+ * the fused epilogue, on the GEMM kernels only (pinned or chosen), and on operands within one binding.
+ */
+export function runMatmulFused(a: Tensor, b: Tensor, attrs: MatmulAttrs, epilogue: MatmulEpilogue, options: MatmulOptions = {}): Tensor {
+  const d = dims(a.shape, b.shape, attrs);
+  if (epilogue.bias && (epilogue.bias.ndim !== 1 || epilogue.bias.shape[0] !== d.N)) {
+    throw new Error(`matmul: bias [${epilogue.bias.shape.join(', ')}] must be [${d.N}] for an output of ${d.N} columns`);
+  }
+  if (plan(d, attrs, backend(), options).path !== 'gemm') throw new Error('matmul: a fused bias or ReLU needs the GEMM kernel (options.path = \'gemm\')');
+  return whole(a, b, attrs, options, epilogue);
+}
+
+function whole(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: MatmulOptions, epilogue: MatmulEpilogue = {}): Tensor {
   const d = dims(a.shape, b.shape, attrs);
   const out = Tensor.empty([...d.batchShape, d.M, d.N]);
   const gpu = backend();
@@ -188,7 +226,13 @@ function whole(a: Tensor, b: Tensor, attrs: MatmulAttrs, options: MatmulOptions)
     strideB: d.strideB,
     strideOut: d.M * d.N,
   };
-  launch(chosen.path === 'gemm' ? 'matmul_gemm' : 'matmul', chosen.entry, { out, a, b }, params, chosen.workgroups, { ...chosen.overrides });
+  if (chosen.path === 'gemm') {
+    const operands: Record<string, Tensor> = chosen.entry === 'matmul_gemm_vec4' ? { a4: a, b4: b } : { a, b };
+    const fused = { hasBias: epilogue.bias ? 1 : 0, relu: epilogue.relu ? 1 : 0 };
+    launch('matmul_gemm', chosen.entry, { out, ...operands, bias: epilogue.bias ?? a }, { ...params, ...fused }, chosen.workgroups, { ...chosen.overrides });
+    return out;
+  }
+  launch('matmul', chosen.entry, { out, a, b }, params, chosen.workgroups, { ...chosen.overrides });
   return out;
 }
 
@@ -228,7 +272,7 @@ const MATMUL_SIMD_KERNELS = ['matmul_simd.pack_a', 'matmul_simd.pack_a_rows', 'm
 
 export const matmulOps = {
   matmul: {
-    kernels: ['matmul.matmul', 'matmul_gemm.matmul_gemm', ...MATMUL_SIMD_KERNELS, ...SUM_KERNELS],
+    kernels: ['matmul.matmul', 'matmul_gemm.matmul_gemm', 'matmul_gemm.matmul_gemm_vec4', ...MATMUL_SIMD_KERNELS, ...SUM_KERNELS],
     saves: ['in0', 'in1'],
     forward: ([a, b], attrs) => ({ out: runMatmul(a!, b!, attrs) }),
     // With C = op(A)·op(B): d op(A) = G·op(B)ᵀ and d op(B) = op(A)ᵀ·G, transposed back where
