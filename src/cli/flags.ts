@@ -120,6 +120,10 @@ export const FLAG_RANGES: Readonly<Record<string, Range>> = {
   lrPower: { min: 0 },
   beta1: { min: 0, below: 1 },
   rotationWeight: { min: 0 },
+  latentDim: { min: 1 },
+  beta: { min: 0 },
+  tripletWeight: { min: 0 },
+  margin: { min: 0 },
 };
 
 /** Checks across flags, run after every value parsed. */
