@@ -58,8 +58,8 @@ type VaeArgs = Parsed<typeof vaeFlags> & { tripletWeight?: number; margin?: numb
 export interface VaeResult {
   outf: string;
   steps: number;
-  /** The reconstruction term of each step the loop ran. */
-  reconLosses: number[];
+  /** The mean reconstruction term of each epoch this call ran. */
+  epochRecon: number[];
   /** Held-out loss terms after the last epoch. */
   test: { loss: number; recon: number; kl: number };
 }
@@ -154,7 +154,7 @@ async function trainVae(name: 'train:vae' | 'train:siamese-vae', a: VaeArgs): Pr
   const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2) });
   const optimizer = new Adam(model.parameters(), { lr: a.lr, betas: [a.beta1, 0.999], weightDecay: a.weightDecay });
   const prior = randn([64, a.latentDim], { generator: new Generator(a.manualSeed + 5) }).keep();
-  const result: VaeResult = { outf, steps: 0, reconLosses: [], test: { loss: Number.NaN, recon: Number.NaN, kl: Number.NaN } };
+  const result: VaeResult = { outf, steps: 0, epochRecon: [], test: { loss: Number.NaN, recon: Number.NaN, kl: Number.NaN } };
   try {
     run.log(
       `${name}: VAE (AlexNet to ${a.encoder}, latent ${a.latentDim}, ${a.recon} + ${a.beta}·KL${siamese ? ` + ${a.tripletWeight}·triplet (margin ${a.margin})` : ''}) on ${train.length} images ` +
@@ -178,7 +178,7 @@ async function trainVae(name: 'train:vae' | 'train:siamese-vae', a: VaeArgs): Pr
       },
     });
     result.steps = loop.steps;
-    result.reconLosses = loop.ran.map((r) => r.recon ?? Number.NaN);
+    result.epochRecon = loop.ran.map((r) => r.recon ?? Number.NaN);
     return result;
   } finally {
     run.close();
