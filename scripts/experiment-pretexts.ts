@@ -2,7 +2,7 @@
 // RotNet's AlexNet as the network (RotNet's rotation prediction; a VAE whose encoder is AlexNet
 // to conv4; the same VAE with a triplet loss on its latent means), then probed the same way: a
 // classifier on the frozen conv4 features (train:probe), K labels per class. Writes results.md
-// (the table) and results.json; a pretext whose net_best.safetensors exists is reused.
+// (the table) and results.json; a pretext or probe that an earlier call finished is reused.
 //
 //   npm run experiment:pretexts -- --dataroot fashion-mnist [--pretextEpochs 30] [--probeEpochs 30] [--trainSamples 100]
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -10,8 +10,6 @@ import { join } from 'node:path';
 import { writeFileAtomicSync } from '../src/atomic-file.js';
 import { parseCommand, type Command, type Flags } from '../src/cli/args.js';
 import type { ProbeResult } from '../src/cli/commands/probe.js';
-import type { RotnetResult } from '../src/cli/commands/rotnet.js';
-import type { VaeResult } from '../src/cli/commands/vae.js';
 import { runMain } from '../src/cli/errors.js';
 import { runCommand } from '../src/cli/main.js';
 import { backend, init, shutdown } from '../src/runtime.js';
@@ -68,16 +66,17 @@ async function main(argv: readonly string[]): Promise<void> {
       const outf = join(a.outf, name);
       // The best epoch's network; a run stopped by --maxIters before its first epoch ended saved net_last.
       const saved = () => ['net_best', 'net_last'].map((f) => join(outf, `${f}.safetensors`)).find((f) => existsSync(f));
-      let score: PretextRow['pretextScore'] = {};
-      if (!saved()) {
-        const r = await runCommand(cmd, [...pretext, ...extra, '--outf', outf]);
-        score = name === 'rotnet' ? { rotationTop1: (r as RotnetResult).rotationAccuracy } : { vaeLoss: (r as VaeResult).test.loss };
-      }
+      if (!saved()) await runCommand(cmd, [...pretext, ...extra, '--outf', outf]);
+      // The pretext's own held-out result after its last epoch: rotation top-1, or the VAE loss.
+      const last = metricLines(outf, 'epoch').at(-1);
+      const score: PretextRow['pretextScore'] = name === 'rotnet' ? { rotationTop1: last?.testAccuracy as number | undefined } : { vaeLoss: last?.testLoss as number | undefined };
       const net = saved() ?? join(outf, 'net_best.safetensors');
+      const probeOut = join(a.outf, `${name}-probe-${a.block}`);
       const probeArgs = [...common, '--net', net, '--blocks', a.block, '--head', a.head, '--epochs', String(a.probeEpochs), '--trainSamples', String(a.trainSamples)];
       if (a.probeEpochSize) probeArgs.push('--epochSize', String(a.probeEpochSize));
-      const probe = (await runCommand('train:probe', [...probeArgs, '--outf', join(a.outf, `${name}-probe-${a.block}`)])) as ProbeResult;
-      const s = probe.blocks[a.block]!;
+      const done = metricLines(probeOut, 'result').at(-1)?.blocks as ProbeResult['blocks'] | undefined;
+      const blocks = done ?? ((await runCommand('train:probe', [...probeArgs, '--outf', probeOut])) as ProbeResult).blocks;
+      const s = blocks[a.block]!;
       rows.push({ pretext: name, pretextScore: score, top1: s.top1, ...(s.top5 === undefined ? {} : { top5: s.top5 }) });
       writeResults(a.outf, rows, a);
     }
@@ -85,6 +84,17 @@ async function main(argv: readonly string[]): Promise<void> {
   } finally {
     shutdown();
   }
+}
+
+/** The metrics.jsonl records of one kind in a run folder (none when it has no such file). */
+function metricLines(outf: string, kind: string): Record<string, unknown>[] {
+  const path = join(outf, 'metrics.jsonl');
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((r) => r.kind === kind);
 }
 
 function writeResults(outf: string, rows: readonly PretextRow[], a: Record<string, unknown>): void {
@@ -97,7 +107,7 @@ function writeResults(outf: string, rows: readonly PretextRow[], a: Record<strin
     `| pretext | pretext on held-out images | ${String(a.block)} probe top-1 | top-5 |`,
     '| --- | ---: | ---: | ---: |',
     ...rows.map((r) => {
-      const own = r.pretextScore.rotationTop1 !== undefined ? `rotation top-1 ${pct(r.pretextScore.rotationTop1)}` : r.pretextScore.vaeLoss !== undefined ? `loss ${r.pretextScore.vaeLoss.toFixed(1)} per image` : '(reused)';
+      const own = r.pretext === 'rotnet' ? `rotation top-1 ${pct(r.pretextScore.rotationTop1)}` : `loss ${r.pretextScore.vaeLoss?.toFixed(1) ?? '—'} per image`;
       return `| ${r.pretext} | ${own} | ${pct(r.top1)} | ${pct(r.top5)} |`;
     }),
     '',
