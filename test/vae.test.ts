@@ -115,7 +115,7 @@ describe('train:vae', { timeout: 600_000 }, () => {
         for (const f of readdirSync(join(data, 'train', cls))) copyFileSync(join(data, 'train', cls, f), join(same, split, cls, f));
       }
     }
-    const args = [...tiny, '--dataroot', same, '--recon', 'mse', '--lr', '2e-3', '--beta', '0.001', '--epochSize', '320', '--epochs', '1', '--outf', out('vae-overfit')];
+    const args = ['--dataroot', same, ...tiny.slice(2), '--recon', 'mse', '--lr', '2e-3', '--beta', '0.001', '--epochSize', '320', '--epochs', '1', '--outf', out('vae-overfit')];
     const r = (await runCommand('train:vae', args)) as VaeResult;
     expect(r.steps).toBe(80);
     const first = records(out('vae-overfit'), 'step')[0]!.recon!;
