@@ -14,6 +14,8 @@
 //                           dout[0] · (sigmoid(x) − t) / n with logits
 //   bce_backward_target     dt[i] = dout[0] · (log(1 − p) − log(p)) / n (logs clamped), or
 //                           dout[0] · (−x) / n with logits
+//   mse_forward             loss[i] = (x − t)² (torch.nn.functional.mse_loss, before the mean)
+//   mse_backward            dx[i] = ±dout[0] · 2 (x − t) / n: + for the input, − for the target (logits = 1)
 //   topk_correct            hit[n] = 1 when fewer than k classes score strictly above the label's
 //   label_check             label_error[0] += 1 for each label outside [0, C) and label_error[1]
 //                           = one of them (PyTorch raises an IndexError; the host reads this flag
@@ -144,6 +146,24 @@ fn bce_backward_target(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     d = max(log(1.0 - v), -100.0) - max(log(v), -100.0);
   }
   dx[i] = dout[0] * params.scale * d;
+}
+
+@compute @workgroup_size(WG)
+fn mse_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let i = linear_id(gid, groups);
+  if (i < params.rows) {
+    let d = x[i] - targets[i];
+    loss[i] = d * d;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn mse_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let i = linear_id(gid, groups);
+  if (i < params.rows) {
+    let d = dout[0] * params.scale * 2.0 * (x[i] - targets[i]);
+    dx[i] = select(d, -d, params.logits == 1u);
+  }
 }
 
 @compute @workgroup_size(WG)

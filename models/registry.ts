@@ -12,6 +12,7 @@ import { AlexNet } from './alexnet.js';
 import { DcganDiscriminator, GanClassifier } from './dcgan.js';
 import { NIN } from './nin.js';
 import { resnet18, resnet34, resnet50 } from './resnet.js';
+import { ConvVAE, vaeSizeProblem, type VaeEncoderDepth } from './vae.js';
 
 /** What a checkpoint records of its model and data (args.modelSpec), enough to rebuild both. */
 export interface ModelSpec {
@@ -24,6 +25,9 @@ export interface ModelSpec {
   imageSize: number;
   /** ResNet's stem; left out, the CIFAR one up to 64 px and torchvision's above. */
   stem?: 'cifar' | 'imagenet';
+  /** The VAE's code size and its encoder's last AlexNet stage. */
+  latentDim?: number;
+  encoderDepth?: VaeEncoderDepth;
   /** Per-channel normalisation of the images it was trained on. */
   normalize: { mean: number[]; std: number[] };
   classNames: string[];
@@ -36,6 +40,8 @@ interface RowShape {
   inChannels: number;
   ndf?: number;
   stem?: 'cifar' | 'imagenet';
+  latentDim?: number;
+  encoderDepth?: VaeEncoderDepth;
 }
 
 /** What a bare state dict tells of its model: the description but for the data's part. */
@@ -138,6 +144,23 @@ const ROWS = {
     },
     expects: 'conv1.0.weight (11×11) … conv5, fc_block, classifier.0.weight (or the reference _feature_blocks.N… names)',
     rotnetStages: (blocks) => (blocks === ALEXNET_STAGES.length ? ALEXNET_STAGES : []),
+  },
+  vae: {
+    // numClasses 0: the pretext network as train:vae and train:siamese-vae save it; more: a classifier on μ (fine-tuning).
+    build: (s, numClasses, generator) =>
+      new ConvVAE({ inChannels: s.inChannels, imageSize: s.imageSize, latentDim: s.latentDim ?? 128, encoderDepth: s.encoderDepth ?? 'conv4', numClasses, generator }),
+    check: (s) => vaeSizeProblem(s.imageSize),
+    featureBlocks: (stages) => stages.filter((s) => /^(conv|pool)\d$/.test(s)),
+    classifier: 'classifier.',
+    selectable: false,
+    infer: (shapes) => {
+      // dawnet's ConvVAE: RotNet AlexNet's conv1 (11×11) … conv4 or conv5, mu and logvar, decoder_input.
+      const conv1 = shapes.get('conv1.0.weight');
+      const mu = shapes.get('mu.weight');
+      if (conv1?.length !== 4 || conv1[2] !== 11 || mu?.length !== 2 || !shapes.has('logvar.weight') || !shapes.has('decoder_input.weight')) return null;
+      return { ninStages: 0, numClasses: shapes.get('classifier.weight')?.[0] ?? 0, inChannels: conv1[1]!, latentDim: mu[0]!, encoderDepth: shapes.has('conv5.0.weight') ? 'conv5' : 'conv4' };
+    },
+    expects: 'conv1.0.weight (11×11) … conv4 (or conv5), mu.weight, logvar.weight, decoder_input.weight, decoder.*',
   },
   'dcgan-classifier': {
     build: (s, numClasses, generator) => {

@@ -126,6 +126,27 @@ export const crossEntropy = (logits: Tensor, labels: Tensor): Tensor => op('cros
 export const binaryCrossEntropy = (p: Tensor, target: Tensor): Tensor => op('binaryCrossEntropy', [p, target], {});
 /** Mean binary cross-entropy of logits, computed stably (no sigmoid then log). */
 export const binaryCrossEntropyWithLogits = (x: Tensor, target: Tensor): Tensor => op('binaryCrossEntropyWithLogits', [x, target], {});
+/** Mean squared error, as torch.nn.functional.mse_loss (mean reduction). */
+export const mseLoss = (x: Tensor, target: Tensor): Tensor => op('mseLoss', [x, target], {});
+
+// ---- a VAE's latent code (src/ops/latent.ts) ----
+
+/**
+ * z = μ + exp(½·log σ²)·ε with ε ~ N(0, 1) elementwise, the VAE reparameterisation (the PyTorch
+ * VAE example's reparameterize); ε's seed comes from the generator, so a seeded run repeats it.
+ */
+export function reparameterize(mu: Tensor, logvar: Tensor, generator: Generator = defaultGenerator): Tensor {
+  return op('reparameterize', [mu, logvar], { seed: [generator.nextUint32(), generator.nextUint32()] });
+}
+/**
+ * KL(N(μ, σ²) ‖ N(0, 1)) = −½ Σ (1 + log σ² − μ² − σ²) of (N, D) codes, as the PyTorch VAE
+ * example's KLD: summed over everything ('sum', the example's), or summed per sample and averaged over the batch ('mean').
+ */
+export const gaussianKL = (mu: Tensor, logvar: Tensor, reduction: 'sum' | 'mean' = 'mean'): Tensor => op('gaussianKL', [mu, logvar], { reduction });
+/** torch.nn.functional.triplet_margin_loss with p = 2, swap = False and mean reduction, on (N, D) rows. */
+export const tripletMarginLoss = (anchor: Tensor, positive: Tensor, negative: Tensor, margin = 1, eps = 1e-6): Tensor =>
+  op('tripletMarginLoss', [anchor, positive, negative], { margin, eps });
+
 /** Fraction of rows whose label is among the k highest logits (a scalar tensor; no gradient). */
 export const topkAccuracy = (logits: Tensor, labels: Tensor, k = 1): Tensor => op('topkAccuracy', [logits, labels], { k });
 

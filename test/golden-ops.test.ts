@@ -54,6 +54,9 @@ const CALLS: Record<string, (t: Inputs, a: Args) => Tensor> = {
   adaptiveAvgPool2d: (t, a) => F.adaptiveAvgPool2d(t.x!, pair(a.outputSize)),
   adaptiveMaxPool2d: (t, a) => F.adaptiveMaxPool2d(t.x!, pair(a.outputSize)),
   dropout: (t, a) => F.dropout(t.x!, num(a.p), true, new Generator(7)),
+  mseLoss: (t) => F.mseLoss(t.x!, t.t!),
+  gaussianKL: (t, a) => F.gaussianKL(t.mu!, t.logvar!, String(a.reduction) as 'sum' | 'mean'),
+  tripletMarginLoss: (t, a) => F.tripletMarginLoss(t.a!, t.p!, t.n!, num(a.margin)),
 };
 
 // Float32 on both sides; torch and dawnet differ only in summation order and libm.

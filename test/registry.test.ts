@@ -20,7 +20,7 @@ const specOf = (model: ModelName, imageSize: number, extra: Partial<ModelSpec> =
 });
 
 // Small configurations of every row (ResNet-34 and -50 share ResNet-18's row builder).
-const cases: [ModelName, number, Partial<ModelSpec>?][] = [['nin', 16], ['resnet18', 16, { stem: 'cifar' }], ['alexnet', 64], ['dcgan-classifier', 32, { ndf: 4 }]];
+const cases: [ModelName, number, Partial<ModelSpec>?][] = [['nin', 16], ['resnet18', 16, { stem: 'cifar' }], ['alexnet', 64], ['dcgan-classifier', 32, { ndf: 4 }], ['vae', 64, { latentDim: 8, encoderDepth: 'conv5' }]];
 
 describe('models/registry', () => {
   for (const [name, size, extra] of cases) {
@@ -38,8 +38,8 @@ describe('models/registry', () => {
         expect(shapes.every((rank) => rank === 4)).toBe(true);
         expect(noGrad(() => scope(() => net.forward(zeros([2, 3, size, size])).shape))).toEqual([2, 5]);
         const state = new Map(net.namedState().map(([n, t]) => [n, t.shape]));
-        const { model, ninStages, numClasses, inChannels, ndf, stem } = spec;
-        const described = { model, numClasses, inChannels, ninStages: name === 'nin' ? ninStages : 0, ...(ndf ? { ndf } : {}), ...(stem ? { stem } : {}) };
+        const { model, ninStages, numClasses, inChannels, ndf, stem, latentDim, encoderDepth } = spec;
+        const described = { model, numClasses, inChannels, ninStages: name === 'nin' ? ninStages : 0, ...(ndf ? { ndf } : {}), ...(stem ? { stem } : {}), ...(latentDim ? { latentDim, encoderDepth } : {}) };
         expect(inferSpec(state, 'x.pth')).toEqual(described);
         if (name === 'nin' || name === 'alexnet') {
           const reference = new Map([...state].map(([n, s]) => [toRotNetName(n, net.stageNames), s]));
@@ -58,6 +58,7 @@ describe('models/registry', () => {
   it('refuses what it cannot build, with the reason', () => {
     expect(() => checkSpec(specOf('nin', 16, { ninStages: 6 }))).toThrow(/3, 4 or 5 stages/);
     expect(() => checkSpec(specOf('alexnet', 32))).toThrow(/at least 63 px/);
+    expect(() => checkSpec(specOf('vae', 72))).toThrow(/at least 64 px and a multiple of 16/);
     const probeHead = new Map([['conv1.weight', [4, 3, 5, 5]]]);
     expect(() => inferSpec(probeHead, 'x.pth')).toThrow(CheckpointError);
     expect(() => inferSpec(probeHead, 'x.pth')).toThrow(/x\.pth: .*none of them[^]*resnet18: conv1\.weight/);

@@ -20,7 +20,7 @@ import { sampleInput } from './helpers.js';
  */
 const REORDERED = new Set([
   'conv2d', 'convTranspose2d', 'batchNorm', 'batchNormEval', 'sum', 'mean', 'add', 'sub', 'mul', 'div',
-  'crossEntropy', 'binaryCrossEntropy', 'binaryCrossEntropyWithLogits', 'topkAccuracy', 'matmul',
+  'crossEntropy', 'binaryCrossEntropy', 'binaryCrossEntropyWithLogits', 'mseLoss', 'gaussianKL', 'tripletMarginLoss', 'topkAccuracy', 'matmul',
 ]);
 const SMALLEST = 256;
 

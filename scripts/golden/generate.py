@@ -200,6 +200,15 @@ def op_cases():
     # masks keep an element, and that dawnet keeps about 1 - p of them.
     torch.manual_seed(7)
     c.add("dropout", {"p": 0.3}, {"x": c.nonzero(64, 33)}, lambda x: F.dropout(x, 0.3, True))
+    # A VAE's losses: MSE, the PyTorch VAE example's KLD (summed; and per sample, averaged over the
+    # batch), and TripletMarginLoss (p = 2, eps = 1e-6, swap = False, mean reduction).
+    c.add("mseLoss", {}, {"x": x(3, 17), "t": x(3, 17)}, F.mse_loss)
+    kld = lambda mu, lv: -0.5 * torch.sum(1 + lv - mu.pow(2) - lv.exp())
+    c.add("gaussianKL", {"reduction": "sum"}, {"mu": x(4, 9), "logvar": x(4, 9)}, kld)
+    c.add("gaussianKL", {"reduction": "mean"}, {"mu": x(5, 17), "logvar": x(5, 17)}, lambda mu, lv: kld(mu, lv) / mu.shape[0])
+    for margin, rows in [(1.0, 6), (3.0, 5)]:
+        c.add("tripletMarginLoss", {"margin": margin}, {"a": x(rows, 17), "p": x(rows, 17), "n": x(rows, 17)},
+              lambda a, p, n, m=margin: F.triplet_margin_loss(a, p, n, margin=m))
     return c.tensors, c.meta
 
 

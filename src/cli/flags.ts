@@ -205,6 +205,10 @@ export const FLAG_RANGES: Readonly<Record<string, Range>> = {
   randomResizedCrop: { min: 0, max: 4096 },
   ngpu: { min: 0 },
   rotationWeight: { min: 0 },
+  latentDim: { min: 1 },
+  beta: { min: 0 },
+  tripletWeight: { min: 0 },
+  margin: { min: 0 },
 };
 
 /** --lut 'epoch:rate,…' as RotNet's [until, rate] rows (each rate from its epoch to the next one's), or what is wrong with it. */

@@ -19,10 +19,11 @@ import { rotnet } from './commands/rotnet.js';
 import { score, scoreWorker } from './commands/score.js';
 import { sesemi } from './commands/sesemi.js';
 import { student } from './commands/student.js';
+import { siameseVae, vae } from './commands/vae.js';
 
 // Each command keeps its own flag types; the table only needs to parse and run them.
 export const COMMANDS: Record<string, CliCommand<never, unknown>> = Object.fromEntries(
-  [rotnet, probe, finetune, supervised, sesemi, dcgan, ganClassifier, student, score, scoreWorker, evaluateCommand].map((c) => [c.spec.name, c as unknown as CliCommand<never, unknown>]),
+  [rotnet, probe, finetune, supervised, sesemi, dcgan, ganClassifier, student, score, scoreWorker, vae, siameseVae, evaluateCommand].map((c) => [c.spec.name, c as unknown as CliCommand<never, unknown>]),
 );
 
 function usage(): string {

@@ -15,7 +15,7 @@ export interface DropoutAttrs {
 const WG = 256;
 
 /** lowbias32, as in kernels/dropout.wgsl. */
-function mix(v: number): number {
+export function mix(v: number): number {
   let h = v >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x7feb352d) >>> 0;

@@ -1,5 +1,6 @@
 // The loss family (kernels/losses.wgsl): crossEntropy with integer labels, binary cross-entropy
-// on probabilities and on logits, all with PyTorch's default mean reduction; and top-k accuracy.
+// on probabilities and on logits, mean squared error, all with PyTorch's default mean reduction;
+// and top-k accuracy.
 import { Tensor } from '../tensor.js';
 import { backend } from '../runtime.js';
 import type { Backend } from '../gpu/backend.js';
@@ -169,6 +170,38 @@ export const lossOps = {
   } satisfies OpDef<NoAttrs>,
   binaryCrossEntropy: bceOp(false),
   binaryCrossEntropyWithLogits: bceOp(true),
+  mseLoss: {
+    kernels: ['losses.mse_forward', 'losses.mse_backward', ...SUM_KERNELS],
+    saves: ['in0', 'in1'],
+    forward([x, target]) {
+      if (x!.shape.join() !== target!.shape.join()) throw new Error(`mseLoss: input [${x!.shape.join(', ')}] and target [${target!.shape.join(', ')}] differ in shape`);
+      const loss = Tensor.empty([x!.size]);
+      launch('losses', 'mse_forward', { loss, x: x!, targets: target! }, { rows: x!.size, classes: 1, k: 0, logits: 0, scale: 1 }, byRows(x!.size, 1, ['loss', 'x', 'targets']));
+      return { out: meanOf(loss) };
+    },
+    backward({ grad, saved, needs }) {
+      const [x, target] = saved;
+      return [0, 1].map((which) => {
+        if (!needs[which]) return null;
+        const d = Tensor.empty(x!.shape);
+        const params = { rows: x!.size, classes: 1, k: 0, logits: which, scale: 1 / x!.size };
+        launch('losses', 'mse_backward', { dx: d, dout: grad, x: x!, targets: target! }, params, byRows(x!.size, 1, ['dx', 'x', 'targets']));
+        return d;
+      });
+    },
+    reference([x, t]) {
+      let total = 0;
+      for (let i = 0; i < x!.data.length; i++) total += (x!.data[i]! - t!.data[i]!) ** 2;
+      return scalar(total / x!.data.length);
+    },
+    cases: [
+      { shapes: [[1], [1]], attrs: {} },
+      { shapes: [[3, 17], [3, 17]], attrs: {} },
+      { shapes: [[2, 65], [2, 65]], attrs: {} },
+    ],
+    tolerance: { rtol: 1e-5, atol: 1e-6 },
+    gradTolerance: { rtol: 1e-3, atol: 1e-5 },
+  } satisfies OpDef<NoAttrs>,
   topkAccuracy: {
     kernels: ['losses.topk_correct', ...LABEL_CHECK_KERNELS, ...SUM_KERNELS],
     saves: [],

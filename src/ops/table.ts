@@ -7,6 +7,7 @@ import { concatOps } from './concat.js';
 import { convOps } from './conv.js';
 import { dropoutOps } from './dropout.js';
 import { filled, layoutOps } from './layout.js';
+import { latentOps } from './latent.js';
 import { lossOps } from './losses.js';
 import { matmulOps } from './matmul.js';
 import type { KernelRef, OpDef } from './op.js';
@@ -22,6 +23,7 @@ export const OPS = {
   ...matmulOps,
   ...softmaxOps,
   ...lossOps,
+  ...latentOps,
   ...layoutOps,
   ...convOps,
   ...batchNormOps,
