@@ -26,20 +26,21 @@ import { requireStepFits } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asLoss, type StepMetrics } from '../../train/trainer.js';
 import { UsageError, type Flags, type Parsed } from '../args.js';
-import { asUsageError, defineCommand, outfOf, scheduleOf } from '../common.js';
-import { dataFlags, requestedChannels, runFlags, scheduleFlags } from '../flags.js';
+import { asUsageError, defineCommand, optimizerOf, outfOf, scheduleOf } from '../common.js';
+import { dataFlags, optimizerFlags, requestedChannels, runFlags, scheduleFlags } from '../flags.js';
 
 const vaeFlags = {
   ...dataFlags,
   ...scheduleFlags,
   ...runFlags,
+  ...optimizerFlags,
   imageSize: { type: 'int', default: 64, help: 'resize images to imageSize × imageSize: at least 64 and a multiple of 16 (AlexNet encoder, four decoder doublings)' },
   batchSize: { type: 'int', default: 64, help: 'images per step' },
   epochs: { type: 'int', default: 30, aliases: ['niter'], help: 'epochs to train' },
   schedule: { ...scheduleFlags.schedule, default: 'constant' },
-  lr: { type: 'number', default: 1e-3, help: 'Adam learning rate (the PyTorch VAE example’s)' },
-  beta1: { type: 'number', default: 0.9, help: 'Adam β1' },
-  weightDecay: { type: 'number', default: 0, help: 'L2 weight decay' },
+  optimizer: { ...optimizerFlags.optimizer, default: 'adam', help: `${optimizerFlags.optimizer.help} (default: Adam, as the PyTorch VAE example)` },
+  lr: { type: 'number', default: 1e-3, help: 'learning rate (the PyTorch VAE example’s Adam 1e-3)' },
+  weightDecay: { type: 'number', default: 0, help: 'weight decay' },
   encoder: { type: 'string', default: 'conv4', choices: ['conv4', 'conv5'], help: "the encoder: RotNet's AlexNet up to conv4 or conv5, then μ and log σ²" },
   latentDim: { type: 'int', default: 128, help: 'size of the latent code z' },
   recon: { type: 'string', default: 'bce', choices: ['bce', 'mse'], help: 'reconstruction loss, summed per image: bce (on the decoder’s logits, pixels in [0, 1]) or mse (of sigmoid(logits))' },
@@ -152,7 +153,7 @@ async function trainVae(name: 'train:vae' | 'train:siamese-vae', a: VaeArgs): Pr
   const viewGenerator = new Generator(a.manualSeed + 4);
   const loader = new DataLoader(train, { batchSize: a.batchSize, shuffle: true, dropLast: siamese, generator: order, ...(a.epochSize ? { epochSize: a.epochSize } : {}) });
   const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2) });
-  const optimizer = new Adam(model.parameters(), { lr: a.lr, betas: [a.beta1, 0.999], weightDecay: a.weightDecay });
+  const optimizer = optimizerOf(a, model.parameters());
   const prior = randn([64, a.latentDim], { generator: new Generator(a.manualSeed + 5) }).keep();
   const result: VaeResult = { outf, steps: 0, epochRecon: [], test: { loss: Number.NaN, recon: Number.NaN, kl: Number.NaN } };
   try {
