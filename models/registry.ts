@@ -19,6 +19,11 @@ export interface ModelSpec {
   /** The discriminator's width (dcgan-classifier). */
   ndf?: number;
   ninStages: number;
+  /**
+   * NIN's average pool after conv3 (RotNet's use_avg_on_conv3). Checkpoints from before it was
+   * recorded always had the pool, so absent means true.
+   */
+  useAvgOnConv3?: boolean;
   numClasses: number;
   inChannels: number;
   imageSize: number;
@@ -32,6 +37,7 @@ export interface ModelSpec {
 /** What a state dict's names and shapes tell of the model a registry row builds. */
 interface RowShape {
   ninStages: number;
+  useAvgOnConv3?: boolean;
   numClasses: number;
   inChannels: number;
   ndf?: number;
@@ -102,7 +108,7 @@ const ALEXNET_STAGES = ['conv1', 'pool1', 'conv2', 'pool2', 'conv3', 'conv4', 'c
 
 const ROWS = {
   nin: {
-    build: (s, numClasses, generator) => new NIN({ numClasses, inChannels: s.inChannels, stages: s.ninStages, generator }),
+    build: (s, numClasses, generator) => new NIN({ numClasses, inChannels: s.inChannels, stages: s.ninStages, useAvgOnConv3: s.useAvgOnConv3 ?? true, generator }),
     check: (s) => (s.ninStages >= 3 && s.ninStages <= 5 ? null : `NIN takes 3, 4 or 5 stages (--ninStages), got ${s.ninStages}`),
     featureBlocks: (stages) => stages.filter((s) => s.startsWith('conv')),
     classifier: 'classifier.',
@@ -115,7 +121,8 @@ const ROWS = {
       let stages = 0;
       while (shapes.has(`conv${stages + 1}.Block${stages + 1}_ConvB1.layers.Conv.weight`)) stages++;
       if ([...shapes.keys()].some((k) => !/^(conv[1-5]|classifier)\./.test(k) || Number(k[4]) > stages)) return null;
-      return { ninStages: stages, numClasses: fc[0]!, inChannels: first[1]! };
+      // The conv3 pool has no weights, so a state dict cannot tell it: RotNet's CIFAR configs (off) are assumed.
+      return { ninStages: stages, useAvgOnConv3: false, numClasses: fc[0]!, inChannels: first[1]! };
     },
     expects: 'conv1.Block1_ConvB1.layers.Conv.weight … convS (S = 3, 4 or 5), classifier.Classifier.weight (or the reference _feature_blocks.N… names)',
     rotnetStages: (blocks) => [...Array.from({ length: blocks - 1 }, (_, i) => `conv${i + 1}`), 'classifier'],
@@ -291,7 +298,7 @@ export function completeSpec(
   const classNames = spec.numClasses === data.classes.length ? [...data.classes] : [];
   const whole: ModelSpec = { imageSize: data.imageSize, normalize, classNames, ...spec };
   log(
-    `${path}: a state dict read as ${whole.model}${whole.model === 'nin' ? `-${whole.ninStages}` : ''} (${whole.inChannels} channels, ${whole.numClasses} outputs${whole.stem ? `, ${whole.stem} stem` : ''}); ` +
+    `${path}: a state dict read as ${whole.model}${whole.model === 'nin' ? `-${whole.ninStages}${whole.ninStages > 3 ? ` without the conv3 average pool (RotNet's CIFAR configuration)` : ''}` : ''} (${whole.inChannels} channels, ${whole.numClasses} outputs${whole.stem ? `, ${whole.stem} stem` : ''}); ` +
       `image size ${whole.imageSize}${classNames.length > 0 ? ', class names' : ''} and normalisation (mean ${fmt(whole.normalize.mean)}, std ${fmt(whole.normalize.std)}) taken from the data`,
   );
   return whole;

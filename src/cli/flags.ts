@@ -36,6 +36,7 @@ export const netModelFlag = {
 export const modelFlags = {
   model: { type: 'string', default: 'nin', choices: MODEL_NAMES, help: 'the network' },
   ninStages: { type: 'int', default: 4, help: 'stages of NIN (3 to 5)' },
+  useAvgOnConv3: { type: 'boolean', default: false, help: "NIN: average-pool after conv3 (off as RotNet's CIFAR configs: conv3 and conv4 keep conv2's size)" },
 } as const satisfies Flags;
 
 export const sgdFlags = {
