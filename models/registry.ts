@@ -8,7 +8,12 @@ import { readTensorFile } from '../src/checkpoint/pth.js';
 import { fromRotNetName, ROTNET_PREFIX } from '../src/checkpoint/rotnet-names.js';
 import type { FeatureNet } from '../src/nn/feature-net.js';
 import { Generator } from '../src/random.js';
+import { noGrad } from '../src/autograd/tape.js';
+import { zeros } from '../src/creation.js';
+import { scope } from '../src/scope.js';
 import { AlexNet } from './alexnet.js';
+import { HeadedNet } from './headed.js';
+import { headOf, type HeadType } from './heads.js';
 import { DcganDiscriminator, GanClassifier } from './dcgan.js';
 import { NIN } from './nin.js';
 import { resnet18, resnet34, resnet50 } from './resnet.js';
@@ -29,9 +34,18 @@ export interface ModelSpec {
   imageSize: number;
   /** ResNet's stem; left out, the CIFAR one up to 64 px and torchvision's above. */
   stem?: 'cifar' | 'imagenet';
+  /** A head trained by train:probe on the features of one stage, in place of the stages after it. */
+  head?: HeadSpec;
   /** Per-channel normalisation of the images it was trained on. */
   normalize: { mean: number[]; std: number[] };
   classNames: string[];
+}
+
+export interface HeadSpec {
+  block: string;
+  type: HeadType;
+  /** The linear head's pooled side. */
+  poolSize?: number;
 }
 
 /** What a state dict's names and shapes tell of the model a registry row builds. */
@@ -184,15 +198,25 @@ export function checkSpec(spec: ModelSpec): ModelSpec {
 
 /** The network a description names, initialised from `seed`, with `numClasses` outputs (the spec's by default). */
 export function buildModel(spec: ModelSpec, seed: number, numClasses = spec.numClasses): FeatureNet {
-  return row(checkSpec(spec).model).build(spec, numClasses, new Generator(seed));
+  const generator = new Generator(seed);
+  const net = row(checkSpec(spec).model).build(spec, numClasses, generator);
+  if (!spec.head) return net;
+  const { block, type, poolSize } = spec.head;
+  try {
+    const shape = noGrad(() => scope(() => net.features(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize]), [block])[block]!.shape.slice(1)));
+    return new HeadedNet(net, block, headOf(type, block, shape, numClasses, { generator, ...(poolSize ? { poolSize } : {}) }));
+  } catch (err) {
+    net.dispose();
+    throw err instanceof Error && /no stage named/.test(err.message) ? new RangeError(`a ${type} head on '${block}': ${err.message}`) : err;
+  }
 }
 
 export function classifierPrefix(spec: ModelSpec): string {
-  return row(spec.model).classifier;
+  return spec.head ? 'head.' : row(spec.model).classifier;
 }
 
 export function featureBlocks(spec: ModelSpec, net: FeatureNet): string[] {
-  return row(spec.model).featureBlocks(net.stageNames);
+  return row(spec.model).featureBlocks(net.stageNames.filter((s) => s !== 'head'));
 }
 
 /**
