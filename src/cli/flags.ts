@@ -104,7 +104,6 @@ export const FLAG_RANGES: Readonly<Record<string, Range>> = {
   patience: { min: 0 },
   lrStep: { min: 1 },
   rotations: { min: 1, max: 4 },
-  poolSize: { min: 1 },
   nz: { min: 1 },
   ngf: { min: 1 },
   ndf: { min: 1 },
