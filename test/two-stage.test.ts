@@ -71,7 +71,7 @@ const same = (a: Float32Array | undefined, b: Float32Array | undefined) => a !==
 const isParameter = (k: string) => !/running_(mean|var)|num_batches/.test(k);
 
 async function finetune(name: string, extra: string[]): Promise<{ result: ClassifyResult; saved: Map<string, Float32Array> }> {
-  const result = (await runCommand('train:finetune', [...tiny, '--head', await probe(), '--headBlock', 'conv2', '--epochs', '1', '--no-augment', '--outf', out(name), ...extra])) as ClassifyResult;
+  const result = (await runCommand('train:finetune', [...tiny, '--head', await probe(), '--headBlock', 'conv2', '--epochs', '1', '--augment', 'none', '--outf', out(name), ...extra])) as ClassifyResult;
   return { result, saved: await weights(join(out(name), 'net_epoch_1.safetensors')) };
 }
 

@@ -65,7 +65,7 @@ export function helpText<F extends Flags>(cmd: Command<F>): string {
   rows.push(['  --help', 'show this help']);
   const width = Math.min(34, Math.max(...rows.map(([l]) => l!.length)) + 2);
   const lines = rows.map(([l, r]) => (l!.length >= width ? `${l}\n${' '.repeat(width)}${r}` : `${l!.padEnd(width)}${r}`));
-  return [`Usage: npm run ${cmd.name} -- [options]`, '', cmd.summary, '', 'Options:', ...lines, ...(cmd.epilog ? ['', cmd.epilog] : [])].join('\n');
+  return [`Usage: npm run ${cmd.name} -- [options]`, '', cmd.summary, '', 'Options (each also in kebab-case: --batch-size for --batchSize):', ...lines, ...(cmd.epilog ? ['', cmd.epilog] : [])].join('\n');
 }
 
 /** Parses argv against the declaration; returns null when --help was asked (after printing it). */
@@ -73,7 +73,9 @@ export function parseCommand<F extends Flags>(cmd: Command<F>, argv: readonly st
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { help: { type: 'boolean' } };
   const canonical = new Map<string, string>();
   for (const [name, f] of Object.entries(cmd.flags)) {
-    for (const n of [name, ...(f.aliases ?? [])]) {
+    // Every name is also accepted in kebab-case (--batch-size for --batchSize), as argparse scripts spell them.
+    const names = [name, ...(f.aliases ?? [])];
+    for (const n of new Set([...names, ...names.map(kebabCase)])) {
       options[n] = { type: f.type === 'boolean' ? 'boolean' : 'string', ...(f.multiple ? { multiple: true } : {}) };
       canonical.set(n, name);
       // Node 20's parseArgs has no negation: --no-<flag> is declared beside each boolean flag.
@@ -117,6 +119,11 @@ export function parseCommand<F extends Flags>(cmd: Command<F>, argv: readonly st
     if (problem) throw new UsageError(`${cmd.name}: ${problem}`);
   }
   return out as Parsed<F>;
+}
+
+/** batchSize → batch-size, manualSeed → manual-seed; names without capitals are unchanged. */
+export function kebabCase(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
 function checkRange(command: string, given: string, n: number, range: Range | undefined): void {

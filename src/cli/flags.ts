@@ -39,25 +39,82 @@ export const modelFlags = {
   useAvgOnConv3: { type: 'boolean', default: false, help: "NIN: average-pool after conv3 (off as RotNet's CIFAR configs: conv3 and conv4 keep conv2's size)" },
 } as const satisfies Flags;
 
-export const sgdFlags = {
+/**
+ * The optimizer of every training command: torch.optim.SGD (Nesterov by default, as RotNet),
+ * Adam or AdamW with PyTorch's formulas (src/optim). optimizerOf (common.ts) builds it.
+ */
+export const optimizerFlags = {
+  optimizer: { type: 'string', default: 'sgd', choices: ['sgd', 'adam', 'adamw'], help: 'sgd: torch.optim.SGD; adam: Adam (L2 decay in the gradient); adamw: AdamW (decoupled decay)' },
   lr: { type: 'number', default: 0.1, help: 'learning rate' },
   momentum: { type: 'number', default: 0.9, help: 'SGD momentum' },
-  nesterov: { type: 'boolean', default: true, help: 'Nesterov momentum' },
-  weightDecay: { type: 'number', default: 5e-4, help: 'L2 weight decay' },
+  nesterov: { type: 'boolean', default: true, help: 'Nesterov momentum (SGD)' },
+  weightDecay: { type: 'number', default: 5e-4, help: 'weight decay (SGD and Adam: L2 in the gradient; AdamW: decoupled)' },
+  beta1: { type: 'number', default: 0.9, help: 'Adam/AdamW β1' },
+  beta2: { type: 'number', default: 0.999, help: 'Adam/AdamW β2' },
 } as const satisfies Flags;
+
+/** RotNet's learning-rate tables (LUT_lr of its configs): [epoch until which, rate] rows. */
+export const SCHEDULE_PRESETS: Readonly<Record<string, readonly (readonly [number, number])[]>> = {
+  // config/CIFAR10_RotNet_NIN4blocks.py: 200 epochs of pretraining.
+  rotnet: [[60, 0.1], [120, 0.02], [160, 0.004], [200, 0.0008]],
+  // config/CIFAR10_ConvClassifier_on_RotNet_NIN4blocks_Conv2_feats.py (and the other CIFAR classifiers): 100 epochs.
+  'rotnet-classifier': [[35, 0.1], [70, 0.02], [85, 0.004], [100, 0.0008]],
+  // config/ImageNet_RotNet_AlexNet.py: 50 epochs, ×0.1 every 15.
+  alexnet: [[15, 0.01], [30, 0.001], [45, 0.0001], [50, 0.00001]],
+};
 
 export const scheduleFlags = {
   schedule: {
     type: 'string',
     default: 'lut',
-    choices: ['lut', 'step', 'poly', 'cosine', 'constant'],
-    help: "lut: RotNet's table (lr, ×0.2, ×0.04, ×0.008 from 30 %, 60 %, 80 % of the epochs: 60/120/160 of 200); step: ×gamma every lrStep epochs; poly: SESEMI's warm-up then (1 − t/T)^lrPower per iteration; cosine",
+    choices: ['lut', 'rotnet', 'rotnet-classifier', 'alexnet', 'step', 'poly', 'cosine', 'constant'],
+    help:
+      "lut: RotNet's pretraining table scaled to the run (lr, ×0.2, ×0.04, ×0.008 from 30 %, 60 %, 80 % of the epochs); " +
+      'rotnet, rotnet-classifier, alexnet: the reference configs’ tables as written (0.1/0.02/0.004/0.0008 until epochs 60/120/160/200; until 35/70/85/100; 0.01 ×0.1 every 15 of 50); ' +
+      "step: ×gamma every lrStep epochs; poly: SESEMI's warm-up then (1 − t/T)^lrPower per iteration; cosine",
   },
+  lut: { type: 'string', help: "a table of epoch:rate pairs, each rate from its epoch on, e.g. '0:0.1,60:0.02,120:0.004,160:0.0008' (replaces --schedule)" },
+  lrSteps: { type: 'string', help: "epochs at which the rate is multiplied by --gamma, e.g. '30,60,90' (torch MultiStepLR; replaces --schedule)" },
   lrStep: { type: 'int', default: 30, help: 'epochs between decays (--schedule step)' },
-  gamma: { type: 'number', default: 0.1, help: 'decay factor (--schedule step)' },
+  gamma: { type: 'number', default: 0.1, help: 'decay factor (--schedule step, --lrSteps)' },
   warmupEpochs: { type: 'number', default: 0, help: 'epochs of linear warm-up from warmupLr (--schedule poly)' },
   warmupLr: { type: 'number', default: 0.001, help: 'rate that warm-up starts from (--schedule poly)' },
   lrPower: { type: 'number', default: 0.5, help: 'power of the polynomial decay (--schedule poly)' },
+} as const satisfies Flags;
+
+/**
+ * Training-time augmentation on the GPU (src/data/augment.ts): a preset, then the individual
+ * flags, each replacing its part of the preset. augmentOf (common.ts) turns them into the
+ * loader's AugmentOptions.
+ */
+export const augmentFlags = {
+  augment: {
+    type: 'string',
+    default: 'auto',
+    choices: ['auto', 'none', 'flip', 'rotnet-cifar', 'imagenet'],
+    help:
+      "rotnet-cifar: random crop (padding 4) + horizontal flip, RotNet's CIFAR loaders; imagenet: random-resized-crop (scale 0.08–1) + flip; flip: horizontal flip only, the NYU solution's loaders; " +
+      'auto: rotnet-cifar up to 64 px, flip above',
+  },
+  randomCrop: { type: 'int', help: 'random crop of this size (the image size: the test images are not cropped) with --cropPadding zeros; 0: none' },
+  cropPadding: { type: 'int', help: 'zero padding of the random crop (rotnet-cifar: 4)' },
+  hflip: { type: 'number', help: 'probability of a horizontal flip (presets: 0.5; 0: none)' },
+  randomResizedCrop: { type: 'int', help: 'RandomResizedCrop to this size (the image size), bilinear; 0: none' },
+  rrcScale: { type: 'string', help: "the area range of --randomResizedCrop, 'lo,hi' (default '0.08,1')" },
+  gammaRange: { type: 'string', help: "gamma correction with gamma uniform in 'lo,hi' per image, e.g. '0.8,1.25' (default: none)" },
+} as const satisfies Flags;
+
+/** Which epoch's weights are kept (<prefix>_best) and when to stop early, for commands with a held-out split. */
+export const selectFlags = {
+  selectBy: { type: 'string', default: 'top1', choices: ['top1', 'top5', 'loss'], help: 'the held-out metric that picks the best epoch (validation split when there is one, else the test split)' },
+  patience: { type: 'int', default: 0, help: 'early stopping: epochs without a better --selectBy (0: off)' },
+} as const satisfies Flags;
+
+/** The seeds' machine flags: accepted so that their command lines run as written, and logged. */
+export const machineFlags = {
+  workers: { type: 'int', help: 'image-decoding threads (default: one per core but one)' },
+  cuda: { type: 'boolean', default: false, help: 'ask for a hardware GPU adapter (dawnet always runs on the GPU adapter it opens; says which, and warns when it is a software one)' },
+  ngpu: { type: 'int', help: 'GPUs to use; dawnet trains on one adapter (logged)' },
 } as const satisfies Flags;
 
 export const runFlags = {
@@ -79,7 +136,7 @@ export const unlabeledFlags = {
 } as const satisfies Flags;
 
 /** What every classifier-training command takes. */
-export const trainingFlags = { ...dataFlags, ...labelFlags, ...modelFlags, ...sgdFlags, ...scheduleFlags, ...runFlags } as const satisfies Flags;
+export const trainingFlags = { ...dataFlags, ...labelFlags, ...modelFlags, ...optimizerFlags, ...scheduleFlags, ...runFlags, ...machineFlags } as const satisfies Flags;
 
 /**
  * What each numeric flag accepts. A name means the same in every command, so its range is
@@ -119,10 +176,17 @@ export const FLAG_RANGES: Readonly<Record<string, Range>> = {
   warmupLr: { min: 0 },
   lrPower: { min: 0 },
   beta1: { min: 0, below: 1 },
+  beta2: { min: 0, below: 1 },
+  randomCrop: { min: 0, max: 4096 },
+  cropPadding: { min: 0, max: 4096 },
+  hflip: { min: 0, max: 1 },
+  randomResizedCrop: { min: 0, max: 4096 },
+  ngpu: { min: 0 },
   rotationWeight: { min: 0 },
 };
 
 /** Checks across flags, run after every value parsed. */
 export const FLAG_RULES: readonly FlagRule[] = [
-  (v) => (v.nesterov === true && v.momentum === 0 ? '--nesterov (the default) needs --momentum above 0; pass --no-nesterov for plain SGD' : null),
+  (v) => ((v.optimizer ?? 'sgd') === 'sgd' && v.nesterov === true && v.momentum === 0 ? '--nesterov (the default) needs --momentum above 0; pass --no-nesterov for plain SGD' : null),
+  (v) => (typeof v.lut === 'string' && typeof v.lrSteps === 'string' ? 'give --lut or --lrSteps, not both' : null),
 ];

@@ -10,6 +10,7 @@ import { takeInterruptionStatus } from '../train/run.js';
 import { parseCommand, UsageError } from './args.js';
 import { reportError, runMain } from './errors.js';
 import { invoke, type CliCommand } from './common.js';
+import { applyMachineFlags } from './machine.js';
 import { dcgan } from './commands/dcgan.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { finetune, ganClassifier, supervised } from './commands/classify.js';
@@ -50,6 +51,7 @@ async function main(argv: readonly string[]): Promise<void> {
     throw new GpuError(`cannot open a GPU device: ${err instanceof Error ? err.message : String(err)}`);
   });
   try {
+    applyMachineFlags(name, args);
     await cmd.run(args);
   } finally {
     shutdown();

@@ -109,10 +109,24 @@ export class DecodePool {
 }
 
 let shared: DecodePool | null = null;
+let sharedSize: number | undefined;
 
 /** The process-wide pool that folder data sets share (created on first use). */
 export function sharedDecodePool(): DecodePool {
-  return (shared ??= new DecodePool());
+  return (shared ??= new DecodePool(sharedSize));
+}
+
+/**
+ * Sets the shared pool's thread count (--workers), before a command opens its data: a pool of
+ * another size is closed (its pending decodes rejected) and the next decode starts a new one.
+ */
+export function setDecodeThreads(size: number): void {
+  if (!Number.isInteger(size) || size < 1) throw new RangeError(`decoding threads must be a positive integer, got ${size}`);
+  sharedSize = size;
+  if (shared && shared.size !== size) {
+    void shared.close();
+    shared = null;
+  }
 }
 
 /** Terminates the shared pool's threads (a later decode starts a new pool). */

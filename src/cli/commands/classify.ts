@@ -1,7 +1,8 @@
 // Supervised classifiers on K labels per class: train:finetune (a pretrained RotNet backbone,
 // loaded without its rotation head), train:supervised (the same architecture from scratch: the
 // baseline every comparison needs) and train:gan-classifier (a classifier on a DCGAN
-// discriminator's trunk). All three train with src/train/fit.ts.
+// discriminator's trunk, as the NYU DS-GA 1008 solution trains it). All three train with
+// src/train/fit.ts, with the shared optimizer, schedule, augmentation and selection flags.
 import { GanClassifier } from '../../../models/dcgan.js';
 import { HeadedNet } from '../../../models/headed.js';
 import { HeadSet, type HeadType } from '../../../models/heads.js';
@@ -15,8 +16,8 @@ import { freezeThrough } from '../../train/freeze.js';
 import { Run } from '../../train/run.js';
 import { requireClassifierStepFits } from '../../train/step-memory.js';
 import { UsageError, type Flags, type Parsed } from '../args.js';
-import { asUsageError, checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { requestedChannels, dataFlags, labelFlags, modelFlags, netModelFlag, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { asUsageError, augmentOf, checkDataMatches, defineCommand, describeAugment, modelSpecOf, optimizerOf, outfOf, scheduleOf, selectKey } from '../common.js';
+import { augmentFlags, machineFlags, optimizerFlags, requestedChannels, dataFlags, labelFlags, modelFlags, netModelFlag, runFlags, scheduleFlags, selectFlags } from '../flags.js';
 
 export interface ClassifyResult extends FitResult {
   outf: string;
@@ -26,19 +27,22 @@ export interface ClassifyResult extends FitResult {
 const classifyFlags = {
   ...dataFlags,
   ...labelFlags,
-  ...sgdFlags,
+  ...optimizerFlags,
   ...scheduleFlags,
+  ...augmentFlags,
+  ...selectFlags,
   ...runFlags,
+  ...machineFlags,
   batchSize: { type: 'int', default: 64, help: 'images per step' },
   epochs: { type: 'int', default: 100, aliases: ['niter'], help: 'epochs to train' },
   schedule: { ...scheduleFlags.schedule, default: 'cosine' },
   lr: { type: 'number', default: 0.05, help: 'learning rate of the head (and of everything, from scratch)' },
   backboneLr: { type: 'number', help: 'learning rate of the pretrained layers (default: --lr)' },
   freeze: { type: 'string', help: "train nothing up to and including this stage (e.g. conv2, layer3, trunk); default: nothing frozen" },
-  augment: { type: 'boolean', default: true, help: 'random crop (padding imageSize/8) and horizontal flip' },
+  augment: { ...augmentFlags.augment, help: `${augmentFlags.augment.help} (RotNet's classifiers on CIFAR; the NYU fine-tuning flips its 96 px images)` },
   epochSize: { type: 'int', help: 'images per epoch, drawn in order with repetition (few labels: e.g. 10000)' },
   valSamples: { type: 'int', default: 0, help: 'validation images per class, the ones after the first trainSamples (0: none)' },
-  patience: { type: 'int', default: 0, help: 'early stopping: epochs without a better validation top-1 (needs --valSamples; 0: off)' },
+  patience: { type: 'int', default: 0, help: 'early stopping: epochs without a better --selectBy on validation (needs --valSamples; 0: off)' },
 } as const satisfies Flags;
 
 type ClassifyArgs = Parsed<typeof classifyFlags>;
@@ -49,6 +53,8 @@ interface Source {
   /** Fills the new model with pretrained weights. */
   load?(model: ReturnType<typeof buildModel>, spec: ModelSpec): Promise<void>;
   defaultFreeze?: string;
+  /** Dropout on the head's input in training. */
+  headDropout?: number;
 }
 
 async function classify(name: string, a: ClassifyArgs, source: Source): Promise<ClassifyResult> {
@@ -57,9 +63,11 @@ async function classify(name: string, a: ClassifyArgs, source: Source): Promise<
   try {
     const { labeled, val } = labeledSplit(splits.train, a.trainSamples, a.valSamples);
     if (a.patience > 0 && !val) throw new UsageError('--patience needs a validation split: pass --valSamples');
+    const selectBy = selectKey(a.selectBy, val ? 'val' : 'test', labeled.classes.length);
     const normalize = await channelStats(splits.train);
     const spec = await source.spec(splits.train, normalize);
     checkDataMatches(spec, splits.train, name);
+    const augment = augmentOf(a, spec.imageSize);
     requireClassifierStepFits(spec, [splits.train.channels, splits.train.imageSize, splits.train.imageSize], a.batchSize);
     defaultGenerator.manualSeed(a.manualSeed);
     const model = buildModel(spec, a.manualSeed);
@@ -69,7 +77,8 @@ async function classify(name: string, a: ClassifyArgs, source: Source): Promise<
       const run = new Run(outf, name, a);
       run.log(
         `${name}: ${spec.model} on ${labeled.length} labeled images (${a.trainSamples || 'all'} per class, ${labeled.classes.length} classes)` +
-          `${val ? `, ${val.length} for validation` : ''}, tested on ${splits.test.length} (${splits.testFrom})${frozen.through ? `; frozen through ${frozen.through}` : ''}; output in ${outf}`,
+          `${val ? `, ${val.length} for validation` : ''}, tested on ${splits.test.length} (${splits.testFrom})${frozen.through ? `; frozen through ${frozen.through}` : ''}; ` +
+          `${a.optimizer}, ${describeAugment(augment)}${source.headDropout ? `, dropout ${source.headDropout} before the head` : ''}, best epoch by ${selectBy}; output in ${outf}`,
       );
       try {
         const result = await fitClassifier({
@@ -79,7 +88,11 @@ async function classify(name: string, a: ClassifyArgs, source: Source): Promise<
           headPrefix: classifierPrefix(spec),
           data: { train: labeled, val, test: splits.test, normalize: spec.normalize },
           settings: { ...a, backboneLr: a.backboneLr, epochSize: a.epochSize, resume: a.resume },
+          optimizer: (groups) => optimizerOf(a, groups),
           schedule: (steps) => scheduleOf(a, steps),
+          augment,
+          selectBy,
+          ...(source.headDropout ? { headDropout: source.headDropout } : {}),
           args: { ...a, modelSpec: spec },
         });
         const top5 = result.test.top5 === undefined ? '' : `, top-5 ${(100 * result.test.top5).toFixed(2)} %`;
@@ -163,9 +176,22 @@ export const supervised = defineCommand(
 export const ganClassifier = defineCommand(
   {
     name: 'train:gan-classifier',
-    summary: "Train a classifier on a DCGAN discriminator's trunk (frozen by default) with K labels per class.",
-    flags: { ...classifyFlags, netD: { type: 'string', help: 'the discriminator checkpoint (train:dcgan writes netD_epoch_N.safetensors; the DCGAN example’s netD_epoch_N.pth works too)' } },
-    epilog: 'Example: npm run train:gan-classifier -- --netD runs/dcgan/netD_epoch_25.safetensors --imageSize 32 --trainSamples 100',
+    summary: "Train a classifier on a DCGAN discriminator's trunk (frozen by default) with K labels per class, as the NYU DS-GA 1008 solution.",
+    flags: {
+      ...classifyFlags,
+      // The NYU solution's GAN classifier: Adam 1e-3 (β1 0.5), ×0.1 every 7 epochs, the best epoch by top-5.
+      optimizer: { ...optimizerFlags.optimizer, default: 'adam' },
+      lr: { ...classifyFlags.lr, default: 0.001 },
+      beta1: { ...optimizerFlags.beta1, default: 0.5 },
+      weightDecay: { ...optimizerFlags.weightDecay, default: 0 },
+      schedule: { ...scheduleFlags.schedule, default: 'step' },
+      lrStep: { ...scheduleFlags.lrStep, default: 7 },
+      selectBy: { ...selectFlags.selectBy, default: 'top5' },
+      augment: { ...augmentFlags.augment, default: 'none', help: `${augmentFlags.augment.help} (default: none, the NYU GAN classifier's resize and normalisation)` },
+      regularized: { type: 'boolean', default: false, help: "the NYU solution's regularised variant: Dropout(0.6) before the head and the whole discriminator trained (no --freeze)" },
+      netD: { type: 'string', help: 'the discriminator checkpoint (train:dcgan writes netD_epoch_N.safetensors; the DCGAN example’s netD_epoch_N.pth works too)' },
+    },
+    epilog: 'Example: npm run train:gan-classifier -- --netD runs/dcgan/netD_epoch_25.safetensors --imageSize 32 --trainSamples 100 --regularized',
   },
   async (a) => {
     const netD = a.netD;
@@ -186,7 +212,7 @@ export const ganClassifier = defineCommand(
         if (!(model instanceof GanClassifier)) throw new Error('train:gan-classifier: expected a GanClassifier');
         await loadCheckpoint(netD, { model: model.discriminator });
       },
-      defaultFreeze: 'trunk',
+      ...(a.regularized ? { headDropout: 0.6 } : { defaultFreeze: 'trunk' }),
     });
   },
 );

@@ -18,8 +18,8 @@ import { requireStepFits } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asLoss, asValue } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { defineCommand, outfOf } from '../common.js';
-import { channelFlags, requestedChannels, runFlags } from '../flags.js';
+import { augmentOf, defineCommand, describeAugment, optimizerOf, outfOf } from '../common.js';
+import { augmentFlags, channelFlags, machineFlags, optimizerFlags, requestedChannels, runFlags } from '../flags.js';
 
 export interface DcganResult {
   outf: string;
@@ -39,10 +39,17 @@ export const dcgan = defineCommand(
       nz: { type: 'int', default: 100, help: 'size of the latent vector z' },
       ngf: { type: 'int', default: 64, help: 'generator width' },
       ndf: { type: 'int', default: 64, help: 'discriminator width' },
-      lr: { type: 'number', default: 0.0002, help: 'Adam learning rate' },
-      beta1: { type: 'number', default: 0.5, help: 'Adam β1' },
+      // The DCGAN example: Adam 2e-4, β1 0.5, no weight decay, no augmentation.
+      ...optimizerFlags,
+      optimizer: { ...optimizerFlags.optimizer, default: 'adam' },
+      lr: { ...optimizerFlags.lr, default: 0.0002 },
+      beta1: { ...optimizerFlags.beta1, default: 0.5 },
+      weightDecay: { ...optimizerFlags.weightDecay, default: 0 },
+      ...augmentFlags,
+      augment: { ...augmentFlags.augment, default: 'none', help: `${augmentFlags.augment.help} (default: none, as the DCGAN example)` },
       ...channelFlags,
       ...runFlags,
+      ...machineFlags,
       epochs: { type: 'int', default: 25, aliases: ['niter'], help: 'epochs to train' },
       verbIter: { type: 'int', default: 50, help: 'report the losses every verbIter steps' },
     },
@@ -85,16 +92,17 @@ export const dcgan = defineCommand(
     const order = new Generator(a.manualSeed + 1);
     const noise = new Generator(a.manualSeed + 2);
     const normalize = { mean: Array(nc).fill(0.5), std: Array(nc).fill(0.5) };
-    const loader = new DataLoader(data, { batchSize: a.batchSize, shuffle: true, dropLast: true, generator: order, transform: { normalize } });
-    const optD = new Adam(netD.parameters(), { lr: a.lr, betas: [a.beta1, 0.999] });
-    const optG = new Adam(netG.parameters(), { lr: a.lr, betas: [a.beta1, 0.999] });
+    const augment = augmentOf(a, imageSize);
+    const loader = new DataLoader(data, { batchSize: a.batchSize, shuffle: true, dropLast: true, generator: order, transform: { ...augment, normalize } });
+    const optD = optimizerOf(a, netD.parameters());
+    const optG = optimizerOf(a, netG.parameters());
     const fixedNoise = randn([64, a.nz, 1, 1], { generator: new Generator(a.manualSeed + 3) }).keep();
     const real = full([a.batchSize], 1).keep();
     const fake = full([a.batchSize], 0).keep();
     const generators = { data: order, noise, augment: loader.augmentGenerator, global: defaultGenerator };
     const args = { ...a, gan: { ndf: a.ndf, ngf: a.ngf, nz: a.nz, nc, imageSize, normalize } };
     try {
-      run.log(`train:dcgan: ${data.length} images (${nc}×${imageSize}×${imageSize}); output in ${outf}`);
+      run.log(`train:dcgan: ${data.length} images (${nc}×${imageSize}×${imageSize}), ${describeAugment(augment)}; ${a.optimizer} lr ${a.lr}; output in ${outf}`);
       const result = await trainLoop({
         ...loopSettings(a),
         run,

@@ -1,7 +1,7 @@
 // train:probe — the RotNet evaluation protocol: the pretrained network is frozen and a new
 // classifier (linear, MLP or conv head) is trained on the features of each named block at once,
-// reporting top-1 and top-5 per block on held-out images. Features are computed once per batch
-// and shared by every head.
+// reporting loss, top-1 and top-5 per block on held-out images. Features are computed once per
+// batch and shared by every head; the labelled images are augmented as RotNet's classifiers'.
 import { HEAD_TYPES, HeadSet, headOf, type HeadType } from '../../../models/heads.js';
 import { buildModel, checkpointSpec, completeSpec, featureBlocks } from '../../../models/registry.js';
 import { noGrad } from '../../autograd/tape.js';
@@ -9,7 +9,6 @@ import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import { DataLoader } from '../../data/loader.js';
 import * as F from '../../functional.js';
 import type { Module } from '../../nn/module.js';
-import { SGD } from '../../optim/sgd.js';
 import { zeros } from '../../creation.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
@@ -21,8 +20,8 @@ import { anyLabelsLoss, requireStepFits, sgdStep } from '../../train/step-memory
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss, type EpochMetrics, type StepMetrics } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { checkDataMatches, defineCommand, outfOf, scheduleOf } from '../common.js';
-import { requestedChannels, dataFlags, labelFlags, netModelFlag, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { augmentOf, checkDataMatches, defineCommand, describeAugment, optimizerOf, outfOf, scheduleOf, selectKey } from '../common.js';
+import { augmentFlags, machineFlags, optimizerFlags, requestedChannels, dataFlags, labelFlags, netModelFlag, runFlags, scheduleFlags, selectFlags } from '../flags.js';
 
 /**
  * --poolSize: `N` for every block, or `block:N` entries (RotNet's ImageNet AlexNet probes pool
@@ -43,8 +42,16 @@ export function poolSizesOf(flag: string, blocks: readonly string[]): Record<str
 
 export interface ProbeResult {
   outf: string;
-  /** Held-out accuracy per block after the last epoch. */
-  blocks: Record<string, { top1: number; top5?: number }>;
+  /** Held-out loss and accuracy per block after the last epoch. */
+  blocks: Record<string, BlockScore>;
+  /** The epoch that --selectBy picked on the first block (net_best.safetensors). */
+  bestEpoch: number;
+}
+
+interface BlockScore {
+  loss: number;
+  top1: number;
+  top5?: number;
 }
 
 export const probe = defineCommand(
@@ -54,9 +61,15 @@ export const probe = defineCommand(
     flags: {
       ...dataFlags,
       ...labelFlags,
-      ...sgdFlags,
+      ...optimizerFlags,
       ...scheduleFlags,
+      schedule: { ...scheduleFlags.schedule, default: 'rotnet-classifier' },
+      ...augmentFlags,
+      augment: { ...augmentFlags.augment, help: `${augmentFlags.augment.help} (RotNet's CIFAR classifiers crop and flip the labelled images)` },
+      ...selectFlags,
+      selectBy: { ...selectFlags.selectBy, help: "the held-out metric of the first --blocks block that picks the best epoch (RotNet: top-1 on the test split, its 'prec1')" },
       ...runFlags,
+      ...machineFlags,
       net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors; a .pth state dict works too)' },
       ...netModelFlag,
       blocks: { type: 'string', help: 'comma-separated stages to probe (default: every stage with a feature map)' },
@@ -89,6 +102,9 @@ export const probe = defineCommand(
       for (const p of trunk.parameters()) p.requiresGrad_(false);
       const { labeled } = labeledSplit(splits.train, a.trainSamples);
       const classes = labeled.classes.length;
+      // The first block's held-out top1_<block>, top5_<block> or testLoss_<block> (its training loss is loss_<block>).
+      const watch = { testTop1: 'top1', testTop5: 'top5', testLoss: 'testLoss' }[selectKey(a.selectBy, 'test', classes)]!;
+      const augment = augmentOf(a, spec.imageSize);
       const shapes = noGrad(() =>
         scope(() => {
           const out = trunk.features(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize]), trunk.stageNames);
@@ -121,23 +137,24 @@ export const probe = defineCommand(
       const all = new HeadSet(heads);
       disposers.push(() => all.dispose());
       const order = new Generator(a.manualSeed + 1);
-      const loader = new DataLoader(labeled, { batchSize: a.batchSize, shuffle: true, generator: order, ...(a.epochSize ? { epochSize: a.epochSize } : {}), transform: { normalize: spec.normalize } });
+      const loader = new DataLoader(labeled, { batchSize: a.batchSize, shuffle: true, generator: order, ...(a.epochSize ? { epochSize: a.epochSize } : {}), transform: { ...augment, normalize: spec.normalize } });
       // Held-out images at --batchSize too: an eval pass needs less memory than the step that fits.
       const testLoader = new DataLoader(splits.test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: { normalize: spec.normalize } });
-      const optimizers = Object.fromEntries(heads.map(([b, h]) => [b, new SGD(h.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay })]));
+      const optimizers = Object.fromEntries(heads.map(([b, h]) => [b, optimizerOf(a, h.parameters())]));
       for (const o of Object.values(optimizers)) disposers.push(() => o.dispose());
       const run = new Run(outf, 'train:probe', a);
-      run.log(`train:probe: ${a.head} heads on ${blocks.join(', ')} of ${spec.model} (${a.net}); ${labeled.length} labeled images, ${splits.test.length} held out; output in ${outf}`);
-      const result: ProbeResult = { outf, blocks: {} };
+      run.log(`train:probe: ${a.head} heads on ${blocks.join(', ')} of ${spec.model} (${a.net}); ${labeled.length} labeled images (${describeAugment(augment)}), ${splits.test.length} held out; ${a.optimizer}; best epoch by ${watch}_${blocks[0]}; output in ${outf}`);
+      const result: ProbeResult = { outf, blocks: {}, bestEpoch: 0 };
       try {
-        await trainLoop({
+        const loop = await trainLoop({
           ...loopSettings(a),
           run,
           loader,
           optimizers: Object.values(optimizers),
           schedule: scheduleOf(a, loader.length),
-          save: [{ model: all, optimizer: optimizers, generators: { data: order, global: defaultGenerator }, args: { ...a, modelSpec: spec, probe: { blocks, head: a.head, poolSizes } }, classNames: labeled.classes }],
-          selectBy: `top1_${blocks[0]}`,
+          save: [{ model: all, optimizer: optimizers, generators: { data: order, augment: loader.augmentGenerator, global: defaultGenerator }, args: { ...a, modelSpec: spec, probe: { blocks, head: a.head, poolSizes } }, classNames: labeled.classes }],
+          selectBy: `${watch}_${blocks[0]}`,
+          patience: a.patience,
           train: () => all.train(),
           step: (batch) => {
             const features = noGrad(() => trunk.features(batch.images, blocks));
@@ -154,13 +171,15 @@ export const probe = defineCommand(
             result.blocks = await scoreBlocks(testLoader, (x) => noGrad(() => trunk.features(x, blocks)), heads, classes);
             const scores: EpochMetrics = {};
             for (const [b, s] of Object.entries(result.blocks)) {
+              scores[`testLoss_${b}`] = asLoss(s.loss);
               scores[`top1_${b}`] = asAccuracy(s.top1);
               if (s.top5 !== undefined) scores[`top5_${b}`] = asAccuracy(s.top5);
             }
             return scores;
           },
         });
-        run.metric({ kind: 'result', blocks: result.blocks, labeledPerClass: a.trainSamples, head: a.head });
+        result.bestEpoch = loop.bestEpoch;
+        run.metric({ kind: 'result', blocks: result.blocks, bestEpoch: loop.bestEpoch, labeledPerClass: a.trainSamples, head: a.head });
         for (const [b, s] of Object.entries(result.blocks)) {
           run.log(`${b}: top-1 ${(100 * s.top1).toFixed(2)} %${s.top5 === undefined ? '' : `, top-5 ${(100 * s.top5).toFixed(2)} %`}`);
         }
@@ -181,14 +200,15 @@ async function scoreBlocks(
   features: (x: Tensor) => Record<string, Tensor>,
   heads: readonly (readonly [string, Module])[],
   classes: number,
-): Promise<Record<string, { top1: number; top5?: number }>> {
-  const meters = new Map(heads.map(([b]) => [b, { top1: new Meter(), top5: new Meter() }]));
+): Promise<Record<string, BlockScore>> {
+  const meters = new Map(heads.map(([b]) => [b, { loss: new Meter(), top1: new Meter(), top5: new Meter() }]));
   for await (const batch of loader) {
     noGrad(() =>
       scope(() => {
         const f = features(batch.images);
         for (const [b, head] of heads) {
           const logits = head.forward(f[b]!);
+          meters.get(b)!.loss.add(F.crossEntropy(logits, batch.labels), batch.size);
           meters.get(b)!.top1.add(F.topkAccuracy(logits, batch.labels, 1), batch.size);
           if (classes > 5) meters.get(b)!.top5.add(F.topkAccuracy(logits, batch.labels, 5), batch.size);
         }
@@ -196,11 +216,10 @@ async function scoreBlocks(
     );
     batch.dispose();
   }
-  const out: Record<string, { top1: number; top5?: number }> = {};
+  const out: Record<string, BlockScore> = {};
   for (const [b, m] of meters) {
-    out[b] = { top1: await m.top1.mean(), ...(classes > 5 ? { top5: await m.top5.mean() } : {}) };
-    m.top1.reset();
-    m.top5.reset();
+    out[b] = { loss: await m.loss.mean(), top1: await m.top1.mean(), ...(classes > 5 ? { top5: await m.top5.mean() } : {}) };
+    for (const meter of Object.values(m)) meter.reset();
   }
   return out;
 }

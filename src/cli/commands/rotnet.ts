@@ -7,7 +7,6 @@ import { DataLoader } from '../../data/loader.js';
 import { rotateBatch } from '../../data/rotate.js';
 import type { Tensor } from '../../tensor.js';
 import * as F from '../../functional.js';
-import { SGD } from '../../optim/sgd.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { channelStats, openSplits } from '../../train/splits.js';
 import { evaluate } from '../../train/evaluate.js';
@@ -16,8 +15,8 @@ import { Run } from '../../train/run.js';
 import { requireClassifierStepFits } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
-import { defineCommand, modelSpecOf, outfOf, scheduleOf, transformOf } from '../common.js';
-import { requestedChannels, dataFlags, modelFlags, runFlags, scheduleFlags, sgdFlags } from '../flags.js';
+import { augmentOf, defineCommand, describeAugment, modelSpecOf, optimizerOf, outfOf, scheduleOf, selectKey, transformOf } from '../common.js';
+import { augmentFlags, machineFlags, optimizerFlags, requestedChannels, dataFlags, modelFlags, runFlags, scheduleFlags, selectFlags } from '../flags.js';
 
 export interface RotnetResult {
   outf: string;
@@ -35,9 +34,13 @@ export const rotnet = defineCommand(
     flags: {
       ...dataFlags,
       ...modelFlags,
-      ...sgdFlags,
+      ...optimizerFlags,
       ...scheduleFlags,
+      ...augmentFlags,
+      augment: { ...augmentFlags.augment, help: `${augmentFlags.augment.help} (RotNet's CIFAR pretraining crops and flips; the NYU solution flips)` },
+      ...selectFlags,
       ...runFlags,
+      ...machineFlags,
       rotations: { type: 'int', default: 4, help: '4: all four rotations of each image in one batch (RotNet); 3 (or 2): 0°, 120°, 240° resampled on the GPU (the flowers tutorial); 1: one random quarter turn per image' },
       epochSize: { type: 'int', help: 'images per epoch, drawn in order with repetition (default: the data set once)' },
     },
@@ -56,6 +59,9 @@ export const rotnet = defineCommand(
     // Corners turned in from outside the image are black, normalised as the image.
     const black = normalize.mean.map((m, c) => -m / normalize.std[c]!);
     const pretext = (b: { images: Tensor; rotationLabels: Tensor | null }) => (resampled ? rotateBatch(b.images, a.rotations, black) : { images: b.images, labels: b.rotationLabels! });
+    // Held-out rotation prediction: top-1 or the loss (recorded as testAccuracy, testLoss).
+    const selectBy = selectKey(a.selectBy, 'test', classes) === 'testTop1' ? 'testAccuracy' : 'testLoss';
+    const augment = augmentOf(a, spec.imageSize);
     defaultGenerator.manualSeed(a.manualSeed);
     const data = new Generator(a.manualSeed + 1);
     const loader = new DataLoader(train, {
@@ -63,17 +69,17 @@ export const rotnet = defineCommand(
       shuffle: true,
       generator: data,
       ...(a.epochSize ? { epochSize: a.epochSize } : {}),
-      transform: transformOf(normalize, resampled ? {} : { rotation: a.rotations === 4 ? 'all' : 'random' }),
+      transform: transformOf(normalize, { ...augment, ...(resampled ? {} : { rotation: a.rotations === 4 ? 'all' : 'random' }) }),
     });
     const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, resampled ? {} : { rotation: 'all' }) });
     requireClassifierStepFits(spec, [train.channels, train.imageSize, train.imageSize], a.batchSize, a.rotations);
     // The run folder before any GPU memory, so that a refused folder leaves none behind.
     const run = new Run(outf, 'train:rotnet', a);
     const model = buildModel(spec, a.manualSeed);
-    const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
+    const optimizer = optimizerOf(a, model.parameters());
     let rotationAccuracy = Number.NaN;
     try {
-      run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; output in ${outf}`);
+      run.log(`train:rotnet: ${spec.model} on ${train.length} images (${train.channels}×${train.imageSize}×${train.imageSize}), held out: ${test.length} (${testFrom}); ${loader.length} steps per epoch; ${a.optimizer}, ${describeAugment(augment)}; output in ${outf}`);
       const result = await trainLoop({
         ...loopSettings(a),
         run,
@@ -81,7 +87,8 @@ export const rotnet = defineCommand(
         optimizers: [optimizer],
         schedule: scheduleOf(a, loader.length),
         save: [{ model, optimizer, generators: { data, augment: loader.augmentGenerator, global: defaultGenerator }, args: { ...a, modelSpec: spec }, classNames: spec.classNames }],
-        selectBy: 'testAccuracy',
+        selectBy,
+        patience: a.patience,
         train: () => model.train(),
         firstBatch: async (batch) => {
           const { images } = pretext(batch);

@@ -10,7 +10,6 @@ import * as F from '../../functional.js';
 import type { FeatureNet } from '../../nn/feature-net.js';
 import { Linear } from '../../nn/linear.js';
 import { Module } from '../../nn/module.js';
-import { SGD } from '../../optim/sgd.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
 import type { Tensor } from '../../tensor.js';
@@ -21,7 +20,7 @@ import { anyLabelsLoss, requireStepFits, sgdStep } from '../../train/step-memory
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
 import { UsageError } from '../args.js';
-import { defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
+import { defineCommand, modelSpecOf, optimizerOf, outfOf, scheduleOf } from '../common.js';
 import { requestedChannels, scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 
 /** The classifier with a rotation head beside it; its state dict is the classifier's plus rotation_head.*. */
@@ -105,7 +104,7 @@ export const sesemi = defineCommand(
       const run = new Run(outf, 'train:sesemi', a);
       const model = sesemiNet();
       const net = model.net;
-      const optimizer = new SGD(model.parameters(), { lr: a.lr, momentum: a.momentum, nesterov: a.nesterov, weightDecay: a.weightDecay });
+      const optimizer = optimizerOf(a, model.parameters());
       // One step: an unlabeled batch u (rotated) and a labeled batch l beside it.
       const pairs = {
         length: joint.length,

@@ -16,8 +16,8 @@ import { writeFileAtomicSync } from '../../atomic-file.js';
 import { Run } from '../../train/run.js';
 import { requireClassifierStepFits } from '../../train/step-memory.js';
 import { UsageError } from '../args.js';
-import { checkDataMatches, defineCommand, modelSpecOf, outfOf, scheduleOf } from '../common.js';
-import { requestedChannels, scheduleFlags, trainingFlags, unlabeledFlags } from '../flags.js';
+import { augmentOf, checkDataMatches, defineCommand, modelSpecOf, optimizerOf, outfOf, scheduleOf, selectKey } from '../common.js';
+import { augmentFlags, requestedChannels, scheduleFlags, selectFlags, trainingFlags, unlabeledFlags } from '../flags.js';
 import { loadClassifier, pseudoLabel } from '../../train/teacher.js';
 
 export interface StudentResult {
@@ -45,7 +45,8 @@ export const student = defineCommand(
       epochs: { type: 'int', default: 30, aliases: ['niter'], help: 'epochs on the pseudo-labels' },
       finetuneEpochs: { type: 'int', default: 30, help: 'epochs of fine-tuning on the labels' },
       epochSize: { type: 'int', help: 'images per epoch, drawn in order with repetition' },
-      augment: { type: 'boolean', default: true, help: 'random crop and horizontal flip' },
+      ...augmentFlags,
+      selectBy: { ...selectFlags.selectBy, help: 'the test metric that picks each stage’s best epoch (no validation split here)' },
     },
     epilog: 'Example: npm run train:student -- --teacher runs/finetune/net_best.safetensors --topK 200 --trainSamples 100',
   },
@@ -60,6 +61,8 @@ export const student = defineCommand(
       const classes = splits.train.classes;
       const normalize = await channelStats(unlabeled);
       const spec = modelSpecOf(a, splits.train, classes.length, normalize);
+      const selectBy = selectKey(a.selectBy, 'test', classes.length);
+      const augment = augmentOf(a, spec.imageSize);
       // Before the teacher's pass writes pseudo_labels.json: both stages step at --batchSize.
       requireClassifierStepFits(spec, [splits.train.channels, splits.train.imageSize, splits.train.imageSize], a.batchSize);
       const pseudoPath = join(outf, 'pseudo_labels.json');
@@ -96,7 +99,10 @@ export const student = defineCommand(
             headPrefix: classifierPrefix(spec),
             data: { train, val: null, test: splits.test, normalize },
             settings: { ...a, epochs, patience: 0, resume },
+            optimizer: (groups) => optimizerOf(a, groups),
             schedule: (steps) => scheduleOf({ ...a, epochs }, steps),
+            augment,
+            selectBy,
             args: { ...a, modelSpec: spec, stage: name },
           });
         } finally {
