@@ -8,15 +8,16 @@ import { readTensorFile } from '../src/checkpoint/pth.js';
 import { fromRotNetName, ROTNET_PREFIX } from '../src/checkpoint/rotnet-names.js';
 import type { FeatureNet } from '../src/nn/feature-net.js';
 import { Generator } from '../src/random.js';
-import { noGrad } from '../src/autograd/tape.js';
-import { zeros } from '../src/creation.js';
-import { scope } from '../src/scope.js';
 import { AlexNet } from './alexnet.js';
 import { HeadedNet } from './headed.js';
 import { headOf, type HeadType } from './heads.js';
 import { DcganDiscriminator, GanClassifier } from './dcgan.js';
 import { NIN } from './nin.js';
 import { resnet18, resnet34, resnet50 } from './resnet.js';
+// After the models: they load the op table, which the creation functions need initialised.
+import { noGrad } from '../src/autograd/tape.js';
+import { zeros } from '../src/creation.js';
+import { scope } from '../src/scope.js';
 
 /** What a checkpoint records of its model and data (args.modelSpec), enough to rebuild both. */
 export interface ModelSpec {
