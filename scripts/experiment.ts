@@ -50,6 +50,7 @@ const command = {
     evalBlock: { type: 'string', default: 'conv2', help: 'flowers protocol: the block the linear evaluation reads' },
     components: { type: 'int', default: 64, help: 'flowers protocol: principal components kept by the linear evaluation' },
     rotnetEpochs: { type: 'int', default: 30, help: 'epochs of RotNet pretraining' },
+    rotnetEpochSize: { type: 'int', help: 'images per RotNet epoch (default: every training image once)' },
     epochs: { type: 'int', default: 60, help: 'epochs of each classifier' },
     epochSize: { type: 'int', default: 10000, help: 'images per classifier epoch, drawn with repetition from the K per class' },
     batchSize: { type: 'int', default: 128, help: 'images per step (lowered to the largest batch the device memory holds)' },
@@ -83,7 +84,7 @@ async function main(argv: readonly string[]): Promise<void> {
     const resume = existsSync(join(rotnetOut, `net_epoch_${a.rotnetEpochs}.safetensors`));
     const rot = resume
       ? null
-      : ((await runCommand('train:rotnet', [...common, ...model, '--rotations', String(rotations), '--epochs', String(a.rotnetEpochs), '--outf', rotnetOut])) as RotnetResult);
+      : ((await runCommand('train:rotnet', [...common, ...model, '--rotations', String(rotations), '--epochs', String(a.rotnetEpochs), ...(a.rotnetEpochSize ? ['--epochSize', String(a.rotnetEpochSize)] : []), '--outf', rotnetOut])) as RotnetResult);
     const net = join(rotnetOut, 'net_best.safetensors');
     const classifier = (k: number | 'all', name: string) => [...common, '--epochs', String(a.epochs), '--schedule', 'step', '--lrStep', String(Math.max(1, Math.round(a.epochs * 0.4))), '--gamma', '0.2', ...(k === 'all' ? [] : ['--trainSamples', String(k), '--epochSize', String(a.epochSize)]), '--outf', join(a.outf, `${name}-${k}`)];
     if (a.protocol === 'flowers') {

@@ -162,6 +162,7 @@ export const FLAG_RANGES: Readonly<Record<string, Range>> = {
   lrStep: { min: 1 },
   rotations: { min: 1, max: 4 },
   components: { min: 1 },
+  rotnetEpochSize: { min: 1 },
   finetuneLr: { min: 0 },
   labelledFraction: { min: 0, max: 1 },
   nz: { min: 1 },
