@@ -41,14 +41,18 @@ export interface NinOptions extends InitOptions {
   inChannels?: number;
   /** 3, 4 or 5 stages (RotNet's NIN-3 … NIN-5). */
   stages?: number;
-  /** Average-pool after stage 3 when there are more than 3 stages (the reference's default). */
-  avgPoolOnConv3?: boolean;
+  /**
+   * Average-pool after stage 3 when there are more than 3 stages: the reference's default
+   * (use_avg_on_conv3), but its CIFAR RotNet configs turn it off, so NIN-4's conv3 and conv4
+   * keep conv2's 8×8 at 32 px.
+   */
+  useAvgOnConv3?: boolean;
 }
 
 export class NIN extends FeatureNet {
   readonly numChannels = 192;
 
-  constructor({ numClasses = 4, inChannels = 3, stages = 4, avgPoolOnConv3 = true, ...init }: NinOptions = {}) {
+  constructor({ numClasses = 4, inChannels = 3, stages = 4, useAvgOnConv3 = true, ...init }: NinOptions = {}) {
     super();
     if (!Number.isInteger(stages) || stages < 3 || stages > 5) throw new Error(`NIN: stages must be 3, 4 or 5, got ${stages}`);
     const [c1, c2, c3] = [192, 160, 96];
@@ -63,7 +67,7 @@ export class NIN extends FeatureNet {
         [`Block${s}_ConvB2`]: new NinBlock(c1, c1, 1, init),
         [`Block${s}_ConvB3`]: new NinBlock(c1, c1, 1, init),
       };
-      if (s === 3 && stages > 3 && avgPoolOnConv3) spec.Block3_AvgPool = pool('avg');
+      if (s === 3 && stages > 3 && useAvgOnConv3) spec.Block3_AvgPool = pool('avg');
       specs.push(spec);
     }
     specs.forEach((spec, i) => {

@@ -9,10 +9,16 @@ import { fromRotNetName, ROTNET_PREFIX } from '../src/checkpoint/rotnet-names.js
 import type { FeatureNet } from '../src/nn/feature-net.js';
 import { Generator } from '../src/random.js';
 import { AlexNet } from './alexnet.js';
+import { HeadedNet } from './headed.js';
+import { headOf, type HeadType } from './heads.js';
 import { DcganDiscriminator, GanClassifier } from './dcgan.js';
 import { NIN } from './nin.js';
 import { resnet18, resnet34, resnet50 } from './resnet.js';
 import { ConvVAE, vaeSizeProblem, type VaeEncoderDepth } from './vae.js';
+// After the models: they load the op table, which the creation functions need initialised.
+import { noGrad } from '../src/autograd/tape.js';
+import { zeros } from '../src/creation.js';
+import { scope } from '../src/scope.js';
 
 /** What a checkpoint records of its model and data (args.modelSpec), enough to rebuild both. */
 export interface ModelSpec {
@@ -20,6 +26,11 @@ export interface ModelSpec {
   /** The discriminator's width (dcgan-classifier). */
   ndf?: number;
   ninStages: number;
+  /**
+   * NIN's average pool after conv3 (RotNet's use_avg_on_conv3). Checkpoints from before it was
+   * recorded always had the pool, so absent means true.
+   */
+  useAvgOnConv3?: boolean;
   numClasses: number;
   inChannels: number;
   imageSize: number;
@@ -28,14 +39,24 @@ export interface ModelSpec {
   /** The VAE's code size and its encoder's last AlexNet stage. */
   latentDim?: number;
   encoderDepth?: VaeEncoderDepth;
+  /** A head trained by train:probe on the features of one stage, in place of the stages after it. */
+  head?: HeadSpec;
   /** Per-channel normalisation of the images it was trained on. */
   normalize: { mean: number[]; std: number[] };
   classNames: string[];
 }
 
+export interface HeadSpec {
+  block: string;
+  type: HeadType;
+  /** The linear head's pooled side. */
+  poolSize?: number;
+}
+
 /** What a state dict's names and shapes tell of the model a registry row builds. */
 interface RowShape {
   ninStages: number;
+  useAvgOnConv3?: boolean;
   numClasses: number;
   inChannels: number;
   ndf?: number;
@@ -108,7 +129,7 @@ const ALEXNET_STAGES = ['conv1', 'pool1', 'conv2', 'pool2', 'conv3', 'conv4', 'c
 
 const ROWS = {
   nin: {
-    build: (s, numClasses, generator) => new NIN({ numClasses, inChannels: s.inChannels, stages: s.ninStages, generator }),
+    build: (s, numClasses, generator) => new NIN({ numClasses, inChannels: s.inChannels, stages: s.ninStages, useAvgOnConv3: s.useAvgOnConv3 ?? true, generator }),
     check: (s) => (s.ninStages >= 3 && s.ninStages <= 5 ? null : `NIN takes 3, 4 or 5 stages (--ninStages), got ${s.ninStages}`),
     featureBlocks: (stages) => stages.filter((s) => s.startsWith('conv')),
     classifier: 'classifier.',
@@ -121,7 +142,8 @@ const ROWS = {
       let stages = 0;
       while (shapes.has(`conv${stages + 1}.Block${stages + 1}_ConvB1.layers.Conv.weight`)) stages++;
       if ([...shapes.keys()].some((k) => !/^(conv[1-5]|classifier)\./.test(k) || Number(k[4]) > stages)) return null;
-      return { ninStages: stages, numClasses: fc[0]!, inChannels: first[1]! };
+      // The conv3 pool has no weights, so a state dict cannot tell it: RotNet's CIFAR configs (off) are assumed.
+      return { ninStages: stages, useAvgOnConv3: false, numClasses: fc[0]!, inChannels: first[1]! };
     },
     expects: 'conv1.Block1_ConvB1.layers.Conv.weight … convS (S = 3, 4 or 5), classifier.Classifier.weight (or the reference _feature_blocks.N… names)',
     rotnetStages: (blocks) => [...Array.from({ length: blocks - 1 }, (_, i) => `conv${i + 1}`), 'classifier'],
@@ -200,15 +222,25 @@ export function checkSpec(spec: ModelSpec): ModelSpec {
 
 /** The network a description names, initialised from `seed`, with `numClasses` outputs (the spec's by default). */
 export function buildModel(spec: ModelSpec, seed: number, numClasses = spec.numClasses): FeatureNet {
-  return row(checkSpec(spec).model).build(spec, numClasses, new Generator(seed));
+  const generator = new Generator(seed);
+  const net = row(checkSpec(spec).model).build(spec, numClasses, generator);
+  if (!spec.head) return net;
+  const { block, type, poolSize } = spec.head;
+  try {
+    const shape = noGrad(() => scope(() => net.features(zeros([1, spec.inChannels, spec.imageSize, spec.imageSize]), [block])[block]!.shape.slice(1)));
+    return new HeadedNet(net, block, headOf(type, block, shape, numClasses, { generator, ...(poolSize ? { poolSize } : {}) }));
+  } catch (err) {
+    net.dispose();
+    throw err instanceof Error && /no stage named/.test(err.message) ? new RangeError(`a ${type} head on '${block}': ${err.message}`) : err;
+  }
 }
 
 export function classifierPrefix(spec: ModelSpec): string {
-  return row(spec.model).classifier;
+  return spec.head ? 'head.' : row(spec.model).classifier;
 }
 
 export function featureBlocks(spec: ModelSpec, net: FeatureNet): string[] {
-  return row(spec.model).featureBlocks(net.stageNames);
+  return row(spec.model).featureBlocks(net.stageNames.filter((s) => s !== 'head'));
 }
 
 /**
@@ -314,7 +346,7 @@ export function completeSpec(
   const classNames = spec.numClasses === data.classes.length ? [...data.classes] : [];
   const whole: ModelSpec = { imageSize: data.imageSize, normalize, classNames, ...spec };
   log(
-    `${path}: a state dict read as ${whole.model}${whole.model === 'nin' ? `-${whole.ninStages}` : ''} (${whole.inChannels} channels, ${whole.numClasses} outputs${whole.stem ? `, ${whole.stem} stem` : ''}); ` +
+    `${path}: a state dict read as ${whole.model}${whole.model === 'nin' ? `-${whole.ninStages}${whole.ninStages > 3 ? ` without the conv3 average pool (RotNet's CIFAR configuration)` : ''}` : ''} (${whole.inChannels} channels, ${whole.numClasses} outputs${whole.stem ? `, ${whole.stem} stem` : ''}); ` +
       `image size ${whole.imageSize}${classNames.length > 0 ? ', class names' : ''} and normalisation (mean ${fmt(whole.normalize.mean)}, std ${fmt(whole.normalize.std)}) taken from the data`,
   );
   return whole;

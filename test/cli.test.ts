@@ -288,7 +288,7 @@ describe('supervised, SESEMI, DCGAN, student and evaluate', () => {
     // 46 MiB holds 3 of the asked 4.
     const r = spawnSync(
       'npx',
-      ['tsx', 'scripts/experiment-fmnist.ts', '--dataroot', data, '--imageSize', '16', '--ninStages', '3', '--labels', '2', '--rotnetEpochs', '1', '--epochs', '1', '--epochSize', '8', '--batchSize', '4', '--outf', outf],
+      ['tsx', 'scripts/experiment.ts', '--dataroot', data, '--imageSize', '16', '--ninStages', '3', '--labels', '2', '--rotnetEpochs', '1', '--epochs', '1', '--epochSize', '8', '--batchSize', '4', '--outf', outf],
       { encoding: 'utf8', env: { ...process.env, DAWNET_QUIET: '1', DAWNET_MEMORY: '46MiB' } },
     );
     expect(r.status, r.stderr).toBe(0);

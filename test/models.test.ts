@@ -395,10 +395,10 @@ describe('Network-in-Network as RotNet builds it', () => {
 
   it('3 to 5 stages: parameters by hand, names, and features at 16 px', () => {
     const x = input([2, 3, 16, 16], 5);
-    const cases: [{ stages: number; avgPoolOnConv3?: boolean }, Record<string, number[]>][] = [
+    const cases: [{ stages: number; useAvgOnConv3?: boolean }, Record<string, number[]>][] = [
       [{ stages: 3 }, { conv1: [2, 96, 8, 8], conv2: [2, 192, 4, 4], conv3: [2, 192, 4, 4], classifier: [2, 4] }],
       [{ stages: 4 }, { conv1: [2, 96, 8, 8], conv2: [2, 192, 4, 4], conv3: [2, 192, 2, 2], conv4: [2, 192, 2, 2], classifier: [2, 4] }],
-      [{ stages: 4, avgPoolOnConv3: false }, { conv1: [2, 96, 8, 8], conv2: [2, 192, 4, 4], conv3: [2, 192, 4, 4], conv4: [2, 192, 4, 4], classifier: [2, 4] }],
+      [{ stages: 4, useAvgOnConv3: false }, { conv1: [2, 96, 8, 8], conv2: [2, 192, 4, 4], conv3: [2, 192, 4, 4], conv4: [2, 192, 4, 4], classifier: [2, 4] }],
       [{ stages: 5 }, { conv1: [2, 96, 8, 8], conv2: [2, 192, 4, 4], conv3: [2, 192, 2, 2], conv4: [2, 192, 2, 2], conv5: [2, 192, 2, 2], classifier: [2, 4] }],
     ];
     for (const [options, expected] of cases) {

@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { buildModel, checkSpec, classifierPrefix, featureBlocks, inferSpec, MODEL_NAMES, type ModelName, type ModelSpec } from '../models/registry.js';
 import { CheckpointError } from '../src/checkpoint/checkpoint.js';
 import { toRotNetName } from '../src/checkpoint/rotnet-names.js';
+import { modelSpecOf } from '../src/cli/common.js';
+import type { Dataset } from '../src/data/dataset.js';
 import { noGrad, scope, zeros } from '../src/index.js';
 
 const specOf = (model: ModelName, imageSize: number, extra: Partial<ModelSpec> = {}): ModelSpec => ({
@@ -39,7 +41,7 @@ describe('models/registry', () => {
         expect(noGrad(() => scope(() => net.forward(zeros([2, 3, size, size])).shape))).toEqual([2, 5]);
         const state = new Map(net.namedState().map(([n, t]) => [n, t.shape]));
         const { model, ninStages, numClasses, inChannels, ndf, stem, latentDim, encoderDepth } = spec;
-        const described = { model, numClasses, inChannels, ninStages: name === 'nin' ? ninStages : 0, ...(ndf ? { ndf } : {}), ...(stem ? { stem } : {}), ...(latentDim ? { latentDim, encoderDepth } : {}) };
+        const described = { model, numClasses, inChannels, ninStages: name === 'nin' ? ninStages : 0, ...(name === 'nin' ? { useAvgOnConv3: false } : {}), ...(ndf ? { ndf } : {}), ...(stem ? { stem } : {}), ...(latentDim ? { latentDim, encoderDepth } : {}) };
         expect(inferSpec(state, 'x.pth')).toEqual(described);
         if (name === 'nin' || name === 'alexnet') {
           const reference = new Map([...state].map(([n, s]) => [toRotNetName(n, net.stageNames), s]));
@@ -50,6 +52,26 @@ describe('models/registry', () => {
       }
     });
   }
+
+  it("nin: the conv3 pool is the description's; RotNet's CIFAR NIN-4 gives 16/8/8/8 px blocks at 32 px, old descriptions keep the pool", () => {
+    const blocksOf = (extra: Partial<ModelSpec>) => {
+      const net = buildModel(specOf('nin', 32, { ninStages: 4, ...extra }), 1);
+      try {
+        return noGrad(() => scope(() => Object.fromEntries(Object.entries(net.features(zeros([1, 3, 32, 32]), featureBlocks(specOf('nin', 32), net))).map(([k, t]) => [k, t.shape]))));
+      } finally {
+        net.dispose();
+      }
+    };
+    // FeatureLearningRotNet config/CIFAR10_RotNet_NIN4blocks.py: use_avg_on_conv3 = False.
+    expect(blocksOf({ useAvgOnConv3: false })).toEqual({ conv1: [1, 96, 16, 16], conv2: [1, 192, 8, 8], conv3: [1, 192, 8, 8], conv4: [1, 192, 8, 8] });
+    // A description without the field comes from a checkpoint written when the pool was always there.
+    expect(blocksOf({})).toEqual({ conv1: [1, 96, 16, 16], conv2: [1, 192, 8, 8], conv3: [1, 192, 4, 4], conv4: [1, 192, 4, 4] });
+    const data = { channels: 3, imageSize: 32, classes: ['a', 'b'] } as unknown as Dataset;
+    const normalize = { mean: [0, 0, 0], std: [1, 1, 1] };
+    expect(modelSpecOf({ model: 'nin', ninStages: 4 }, data, 4, normalize).useAvgOnConv3).toBe(false);
+    expect(modelSpecOf({ model: 'nin', ninStages: 4, useAvgOnConv3: true }, data, 4, normalize).useAvgOnConv3).toBe(true);
+    expect(modelSpecOf({ model: 'resnet18', ninStages: 4 }, data, 4, normalize)).not.toHaveProperty('useAvgOnConv3');
+  });
 
   it('--model offers every row but the classifier made from a DCGAN checkpoint', () => {
     expect(MODEL_NAMES).toEqual(['nin', 'resnet18', 'resnet34', 'resnet50', 'alexnet']);

@@ -216,9 +216,10 @@ export function selectKey(selectBy: string, split: 'val' | 'test', classes: numb
 }
 
 /** The description of a --model network for the data at hand, checked before anything is built. */
-export function modelSpecOf(a: { model: string; ninStages: number }, data: Dataset, numClasses: number, normalize: ModelSpec['normalize']): ModelSpec {
+export function modelSpecOf(a: { model: string; ninStages: number; useAvgOnConv3?: boolean }, data: Dataset, numClasses: number, normalize: ModelSpec['normalize']): ModelSpec {
   if (!(MODEL_NAMES as readonly string[]).includes(a.model)) throw new UsageError(`--model must be one of ${MODEL_NAMES.join(', ')}`);
-  const spec: ModelSpec = { model: a.model as ModelName, ninStages: a.ninStages, numClasses, inChannels: data.channels, imageSize: data.imageSize, normalize, classNames: [...data.classes] };
+  const nin = a.model === 'nin' ? { useAvgOnConv3: a.useAvgOnConv3 ?? false } : {};
+  const spec: ModelSpec = { model: a.model as ModelName, ninStages: a.ninStages, ...nin, numClasses, inChannels: data.channels, imageSize: data.imageSize, normalize, classNames: [...data.classes] };
   return asUsageError('--model', () => checkSpec(spec));
 }
 

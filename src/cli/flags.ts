@@ -37,6 +37,7 @@ export const netModelFlag = {
 export const modelFlags = {
   model: { type: 'string', default: 'nin', choices: MODEL_NAMES, help: 'the network' },
   ninStages: { type: 'int', default: 4, help: 'stages of NIN (3 to 5)' },
+  useAvgOnConv3: { type: 'boolean', default: false, help: "NIN: average-pool after conv3 (off as RotNet's CIFAR configs: conv3 and conv4 keep conv2's size)" },
 } as const satisfies Flags;
 
 /**
@@ -178,7 +179,10 @@ export const FLAG_RANGES: Readonly<Record<string, Range>> = {
   patience: { min: 0 },
   lrStep: { min: 1 },
   rotations: { min: 1, max: 4 },
-  poolSize: { min: 1 },
+  components: { min: 1 },
+  rotnetEpochSize: { min: 1 },
+  finetuneLr: { min: 0 },
+  labelledFraction: { min: 0, max: 1 },
   nz: { min: 1 },
   ngf: { min: 1 },
   ndf: { min: 1 },

@@ -24,6 +24,13 @@ export class FeatureNet extends Module {
     return y;
   }
 
+  /** Runs stage `name` alone on x, the output of the stage before it. */
+  runStage(name: string, x: Tensor): Tensor {
+    const found = this.stages.find(([n]) => n === name);
+    if (!found) throw new Error(`${this.constructor.name}: no stage named ${name} (stages: ${this.stageNames.join(', ')})`);
+    return found[1](x);
+  }
+
   /** Runs the stages after `name` on x, the output of stage `name` (a second head on shared features). */
   forwardFrom(name: string, x: Tensor): Tensor {
     const i = this.stageNames.indexOf(name);

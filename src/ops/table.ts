@@ -38,6 +38,7 @@ export type OpName = keyof typeof OPS;
 export const KERNELS_OUTSIDE_OPS: Record<string, readonly KernelRef[]> = {
   'src/optim: fused updates and gradient clipping': ['optim.sgd_step', 'optim.sgd_step_plain', 'optim.adam_step', 'optim.grad_zero', 'optim.grad_norm_partial', 'optim.grad_norm_final'],
   'src/data/augment.ts: augmentation on the GPU': ['augment.augment_u8', 'augment.augment_f32', 'augment.convert_u8'],
+  'src/data/rotate.ts: the K-way rotation pretext': ['rotate.rotate_bilinear'],
   'src/ops/layout.ts: constant fills (creation, gradient seeds) and counters': ['fill.fill', 'fill.add_count'],
   'bench: the device peak': ['peak.fma_peak'],
   'src/gpu/launch.ts: sums across binding windows': ['fill.accumulate'],

@@ -4,7 +4,9 @@
 // discriminator's trunk, as the NYU DS-GA 1008 solution trains it). All three train with
 // src/train/fit.ts, with the shared optimizer, schedule, augmentation and selection flags.
 import { GanClassifier } from '../../../models/dcgan.js';
-import { buildModel, checkpointSpec, classifierPrefix, completeSpec, discriminatorSpec, type ModelSpec } from '../../../models/registry.js';
+import { HeadedNet } from '../../../models/headed.js';
+import { HeadSet, type HeadType } from '../../../models/heads.js';
+import { buildModel, checkpointSpec, classifierPrefix, completeSpec, discriminatorSpec, type HeadSpec, type ModelSpec } from '../../../models/registry.js';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import type { Dataset } from '../../data/dataset.js';
 import { defaultGenerator } from '../../random.js';
@@ -111,25 +113,55 @@ async function classify(name: string, a: ClassifyArgs, source: Source): Promise<
 export const finetune = defineCommand(
   {
     name: 'train:finetune',
-    summary: 'Fine-tune a pretrained network (e.g. RotNet) on K labels per class, with a new head.',
-    flags: { ...classifyFlags, ...netModelFlag, net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors; a .pth state dict works too)' } },
-    epilog: 'Example: npm run train:finetune -- --net runs/rotnet/net_best.safetensors --trainSamples 100 --freeze conv2',
+    summary: 'Fine-tune a pretrained network (e.g. RotNet) on K labels per class, with a new head or the one train:probe trained (--head).',
+    flags: {
+      ...classifyFlags,
+      ...netModelFlag,
+      net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors; a .pth state dict works too); with --head, the probe’s own by default' },
+      head: { type: 'string', help: 'a train:probe checkpoint: the network is cut after the probed block and its trained head kept, then all of it trained (the two-stage recipe)' },
+      headBlock: { type: 'string', help: 'with --head: which of the probe’s blocks (default: its first)' },
+    },
+    epilog: 'Example: npm run train:finetune -- --net runs/rotnet/net_best.safetensors --trainSamples 100 --freeze conv2\n' +
+      '         npm run train:finetune -- --head runs/probe/net_best.safetensors --trainSamples 100 --lr 0.001 --epochs 15',
   },
   async (a) => {
-    const net = a.net;
-    if (!net) throw new UsageError('train:finetune: --net is required (a checkpoint written by train:rotnet)');
+    const probe = a.head ? await probeHeadOf(a.head, a.headBlock) : null;
+    const net = a.net ?? probe?.net;
+    if (!net) throw new UsageError('train:finetune: --net is required (a checkpoint written by train:rotnet), or --head (one written by train:probe)');
     const pretrained = await checkpointSpec(net, a.model);
     return classify('train:finetune', a, {
-      spec: async (data, normalize) => ({ ...completeSpec(pretrained, data, pretrained.normalize ?? normalize, net), numClasses: data.classes.length, classNames: [...data.classes] }),
+      spec: async (data, normalize) => ({
+        ...completeSpec(pretrained, data, pretrained.normalize ?? normalize, net),
+        numClasses: data.classes.length,
+        classNames: [...data.classes],
+        ...(probe ? { head: probe.head } : {}),
+      }),
       load: async (model, spec) => {
         const head = classifierPrefix(spec);
         const loaded = await loadCheckpoint(net, { model, strict: false, skip: [head] });
         const lacking = loaded.missing.filter((k) => !k.startsWith(head));
         if (lacking.length > 0) throw new UsageError(`${net} lacks backbone tensors: ${lacking.slice(0, 5).join(', ')}`);
+        if (probe && model instanceof HeadedNet) {
+          // The probe saved its heads under their blocks' names: the same wrapper reads this one.
+          const kept = await loadCheckpoint(a.head!, { model: new HeadSet([[probe.head.block, model.head]]), strict: false });
+          if (kept.missing.length > 0) throw new UsageError(`--head ${a.head} lacks the head's tensors: ${kept.missing.slice(0, 5).join(', ')}`);
+        }
       },
     });
   },
 );
+
+/** The head a train:probe checkpoint holds on `block` (its first by default) and the network it probed. */
+async function probeHeadOf(path: string, block: string | undefined): Promise<{ net: string; head: HeadSpec }> {
+  const { args } = await loadCheckpoint(path);
+  const probe = args?.probe as { blocks: string[]; head: HeadType; poolSizes?: Record<string, number> } | undefined;
+  if (!probe || typeof args?.net !== 'string') throw new UsageError(`--head ${path}: not a train:probe checkpoint (its metadata has no probe description)`);
+  const chosen = block ?? probe.blocks[0]!;
+  if (!probe.blocks.includes(chosen)) throw new UsageError(`--headBlock ${chosen}: ${path} holds heads on ${probe.blocks.join(', ')}`);
+  // Probes from before per-block pooling stored one --poolSize.
+  const poolSize = probe.poolSizes?.[chosen] ?? Number(args.poolSize ?? 2);
+  return { net: args.net, head: { block: chosen, type: probe.head, ...(probe.head === 'linear' ? { poolSize } : {}) } };
+}
 
 export const supervised = defineCommand(
   {

@@ -2,13 +2,13 @@
 // classifier (linear, MLP or conv head) is trained on the features of each named block at once,
 // reporting loss, top-1 and top-5 per block on held-out images. Features are computed once per
 // batch and shared by every head; the labelled images are augmented as RotNet's classifiers'.
-import { ConvHead, LinearProbe, MlpHead } from '../../../models/heads.js';
+import { HEAD_TYPES, HeadSet, headOf, type HeadType } from '../../../models/heads.js';
 import { buildModel, checkpointSpec, completeSpec, featureBlocks } from '../../../models/registry.js';
 import { noGrad } from '../../autograd/tape.js';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import { DataLoader } from '../../data/loader.js';
 import * as F from '../../functional.js';
-import { Module } from '../../nn/module.js';
+import type { Module } from '../../nn/module.js';
 import { zeros } from '../../creation.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
@@ -23,12 +23,21 @@ import { UsageError } from '../args.js';
 import { augmentOf, checkDataMatches, defineCommand, describeAugment, optimizerOf, outfOf, scheduleOf, selectKey } from '../common.js';
 import { augmentFlags, machineFlags, optimizerFlags, requestedChannels, dataFlags, labelFlags, netModelFlag, runFlags, scheduleFlags, selectFlags } from '../flags.js';
 
-/** The heads under their blocks' names, so that one checkpoint holds them all. */
-class ProbeHeads extends Module {
-  constructor(readonly heads: readonly (readonly [string, Module])[]) {
-    super();
-    for (const [name, head] of heads) this.registerModule(name, head);
+/**
+ * --poolSize: `N` for every block, or `block:N` entries (RotNet's ImageNet AlexNet probes pool
+ * conv1:12,conv2:7,conv3:5,conv4:6,conv5:6), a bare N the default of the others (else 2).
+ */
+export function poolSizesOf(flag: string, blocks: readonly string[]): Record<string, number> {
+  const sizes: Record<string, number> = {};
+  let fallback = 2;
+  for (const item of flag.split(',').map((t) => t.trim())) {
+    const m = /^(?:([^:\s]+):)?(\d+)$/.exec(item);
+    if (!m || Number(m[2]) < 1) throw new UsageError(`--poolSize takes N or block:N entries (e.g. conv1:4,conv2:2), got '${item}' in '${flag}'`);
+    if (m[1] === undefined) fallback = Number(m[2]);
+    else if (!blocks.includes(m[1])) throw new UsageError(`--poolSize: '${m[1]}' is not a probed block (--blocks: ${blocks.join(', ')})`);
+    else sizes[m[1]] = Number(m[2]);
   }
+  return Object.fromEntries(blocks.map((b) => [b, sizes[b] ?? fallback]));
 }
 
 export interface ProbeResult {
@@ -64,8 +73,13 @@ export const probe = defineCommand(
       net: { type: 'string', help: 'the pretrained checkpoint (train:rotnet writes net_best.safetensors; a .pth state dict works too)' },
       ...netModelFlag,
       blocks: { type: 'string', help: 'comma-separated stages to probe (default: every stage with a feature map)' },
-      head: { type: 'string', default: 'linear', choices: ['linear', 'mlp', 'conv'], help: 'linear: pool, batch norm, Linear; mlp: two hidden layers; conv: an NIN block (RotNet’s ConvClassifier)' },
-      poolSize: { type: 'int', default: 2, help: 'linear head: feature maps are pooled to poolSize × poolSize first' },
+      head: {
+        type: 'string',
+        default: 'linear',
+        choices: HEAD_TYPES,
+        help: 'linear: pool, batch norm, Linear; mlp: two hidden layers; conv: an NIN block (RotNet’s ConvClassifier); alexnet: RotNet’s AlexNet conv4/conv5 head (pool5, two FC layers of 4096; a conv5-like block first on conv4)',
+      },
+      poolSize: { type: 'string', default: '2', help: 'linear head: feature maps are max-pooled to N × N first; N for every block or per block, e.g. conv1:12,conv2:7,conv3:5,conv4:6,conv5:6' },
       batchSize: { type: 'int', default: 128, help: 'images per step' },
       epochs: { type: 'int', default: 100, aliases: ['niter'], help: 'epochs to train' },
       epochSize: { type: 'int', help: 'images per epoch, drawn in order with repetition (few labels: e.g. 10000)' },
@@ -100,20 +114,17 @@ export const probe = defineCommand(
       const blocks = a.blocks ? a.blocks.split(',').map((b) => b.trim()) : featureBlocks(spec, trunk);
       for (const b of blocks) {
         if (!shapes[b]) throw new UsageError(`--blocks: no stage '${b}' in ${spec.model} (stages: ${trunk.stageNames.join(', ')})`);
-        if (a.head === 'conv' && shapes[b]!.length !== 3) throw new UsageError(`--head conv needs feature maps; '${b}' gives [${shapes[b]!.join(', ')}]`);
+        if ((a.head === 'conv' || a.head === 'alexnet') && shapes[b]!.length !== 3) throw new UsageError(`--head ${a.head} needs feature maps; '${b}' gives [${shapes[b]!.join(', ')}]`);
       }
+      const poolSizes = poolSizesOf(a.poolSize, blocks);
       const makeHeads = (seed: number) => {
-        const init = { generator: new Generator(seed) };
-        return blocks.map((b) => {
-          const shape = shapes[b]!;
-          const head = a.head === 'conv' ? new ConvHead(shape, classes, init) : a.head === 'mlp' ? new MlpHead(shape, classes, init) : new LinearProbe(shape, classes, { poolSize: a.poolSize, ...init });
-          return [b, head] as const;
-        });
+        const generator = new Generator(seed);
+        return blocks.map((b) => [b, headOf(a.head as HeadType, b, shapes[b]!, classes, { poolSize: poolSizes[b]!, generator })] as const);
       };
       // The step: the frozen trunk's features at the batch (no gradients), every head trained on them.
       requireStepFits(
         sgdStep(
-          () => new ProbeHeads(makeHeads(a.manualSeed + 10)),
+          () => new HeadSet(makeHeads(a.manualSeed + 10)),
           (fresh, n) => {
             const features = noGrad(() => trunk.features(zeros([n, spec.inChannels, spec.imageSize, spec.imageSize]), blocks));
             for (const [b, head] of fresh.heads) anyLabelsLoss(head.forward(features[b]!)).backward();
@@ -123,7 +134,7 @@ export const probe = defineCommand(
       );
       defaultGenerator.manualSeed(a.manualSeed);
       const heads = makeHeads(a.manualSeed + 10);
-      const all = new ProbeHeads(heads);
+      const all = new HeadSet(heads);
       disposers.push(() => all.dispose());
       const order = new Generator(a.manualSeed + 1);
       const loader = new DataLoader(labeled, { batchSize: a.batchSize, shuffle: true, generator: order, ...(a.epochSize ? { epochSize: a.epochSize } : {}), transform: { ...augment, normalize: spec.normalize } });
@@ -141,7 +152,7 @@ export const probe = defineCommand(
           loader,
           optimizers: Object.values(optimizers),
           schedule: scheduleOf(a, loader.length),
-          save: [{ model: all, optimizer: optimizers, generators: { data: order, augment: loader.augmentGenerator, global: defaultGenerator }, args: { ...a, modelSpec: spec, probe: { blocks, head: a.head } }, classNames: labeled.classes }],
+          save: [{ model: all, optimizer: optimizers, generators: { data: order, augment: loader.augmentGenerator, global: defaultGenerator }, args: { ...a, modelSpec: spec, probe: { blocks, head: a.head, poolSizes } }, classNames: labeled.classes }],
           selectBy: `${watch}_${blocks[0]}`,
           patience: a.patience,
           replicate: [trunk],

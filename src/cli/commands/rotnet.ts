@@ -4,6 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import { buildModel } from '../../../models/registry.js';
 import { DataLoader } from '../../data/loader.js';
+import { rotateBatch } from '../../data/rotate.js';
+import type { Tensor } from '../../tensor.js';
 import * as F from '../../functional.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { channelStats, openSplits } from '../../train/splits.js';
@@ -13,7 +15,6 @@ import { Run } from '../../train/run.js';
 import { requireClassifierStepFits } from '../../train/step-memory.js';
 import { loopSettings, trainLoop } from '../../train/loop.js';
 import { asAccuracy, asLoss } from '../../train/trainer.js';
-import { UsageError } from '../args.js';
 import { augmentOf, defineCommand, describeAugment, modelSpecOf, optimizerOf, outfOf, scheduleOf, selectKey, transformOf } from '../common.js';
 import { augmentFlags, machineFlags, optimizerFlags, requestedChannels, dataFlags, modelFlags, runFlags, scheduleFlags, selectFlags } from '../flags.js';
 
@@ -40,21 +41,26 @@ export const rotnet = defineCommand(
       ...selectFlags,
       ...runFlags,
       ...machineFlags,
-      rotations: { type: 'int', default: 4, help: '4: all four rotations of each image in one batch (RotNet); 1: one random rotation per image' },
+      rotations: { type: 'int', default: 4, help: '4: all four rotations of each image in one batch (RotNet); 3 (or 2): 0°, 120°, 240° resampled on the GPU (the flowers tutorial); 1: one random quarter turn per image' },
       epochSize: { type: 'int', help: 'images per epoch, drawn in order with repetition (default: the data set once)' },
     },
     epilog: 'Example: npm run train:rotnet -- --dataroot ~/photos --imageSize 32 --model resnet18 --epochs 100',
   },
   async (a): Promise<RotnetResult> => {
-    if (a.rotations !== 4 && a.rotations !== 1) throw new UsageError(`--rotations must be 4 or 1, got ${a.rotations}`);
+    // 2 or 3: K rotations by 360°/K resampled by kernels/rotate.wgsl, after the loader.
+    const resampled = a.rotations === 2 || a.rotations === 3;
     const outf = outfOf('train:rotnet', a);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize, channels: requestedChannels(a.channels), unlabeled: true });
     const { train, test, testFrom } = splits;
     const normalize = await channelStats(train);
-    const spec = modelSpecOf(a, train, 4, normalize);
-    spec.classNames = ['0', '90', '180', '270'];
-    // Held-out rotation prediction: four classes, so top-1 or the loss (recorded as testAccuracy, testLoss).
-    const selectBy = selectKey(a.selectBy, 'test', 4) === 'testTop1' ? 'testAccuracy' : 'testLoss';
+    const classes = resampled ? a.rotations : 4;
+    const spec = modelSpecOf(a, train, classes, normalize);
+    spec.classNames = Array.from({ length: classes }, (_, k) => String((360 * k) / classes));
+    // Corners turned in from outside the image are black, normalised as the image.
+    const black = normalize.mean.map((m, c) => -m / normalize.std[c]!);
+    const pretext = (b: { images: Tensor; rotationLabels: Tensor | null }) => (resampled ? rotateBatch(b.images, a.rotations, black) : { images: b.images, labels: b.rotationLabels! });
+    // Held-out rotation prediction: top-1 or the loss (recorded as testAccuracy, testLoss).
+    const selectBy = selectKey(a.selectBy, 'test', classes) === 'testTop1' ? 'testAccuracy' : 'testLoss';
     const augment = augmentOf(a, spec.imageSize);
     defaultGenerator.manualSeed(a.manualSeed);
     const data = new Generator(a.manualSeed + 1);
@@ -63,9 +69,9 @@ export const rotnet = defineCommand(
       shuffle: true,
       generator: data,
       ...(a.epochSize ? { epochSize: a.epochSize } : {}),
-      transform: transformOf(normalize, { ...augment, rotation: a.rotations === 4 ? 'all' : 'random' }),
+      transform: transformOf(normalize, { ...augment, ...(resampled ? {} : { rotation: a.rotations === 4 ? 'all' : 'random' }) }),
     });
-    const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, { rotation: 'all' }) });
+    const heldOut = new DataLoader(test, { batchSize: a.batchSize, generator: new Generator(a.manualSeed + 2), transform: transformOf(normalize, resampled ? {} : { rotation: 'all' }) });
     requireClassifierStepFits(spec, [train.channels, train.imageSize, train.imageSize], a.batchSize, a.rotations);
     // The run folder before any GPU memory, so that a refused folder leaves none behind.
     const run = new Run(outf, 'train:rotnet', a);
@@ -84,16 +90,20 @@ export const rotnet = defineCommand(
         selectBy,
         patience: a.patience,
         train: () => model.train(),
-        firstBatch: async (batch) => writeFileSync(run.path('rotations.png'), imageGridPng(await batch.images.toArray() as Float32Array, batch.images.shape, { nrow: 8 })),
+        firstBatch: async (batch) => {
+          const { images } = pretext(batch);
+          writeFileSync(run.path('rotations.png'), imageGridPng((await images.toArray()) as Float32Array, images.shape, { nrow: 8 }));
+        },
         step: (batch) => {
-          const logits = model.forward(batch.images);
-          const loss = F.crossEntropy(logits, batch.rotationLabels!);
+          const { images, labels } = pretext(batch);
+          const logits = model.forward(images);
+          const loss = F.crossEntropy(logits, labels);
           loss.backward();
-          return { loss: asLoss(loss), accuracy: asAccuracy(F.topkAccuracy(logits, batch.rotationLabels!, 1)) };
+          return { loss: asLoss(loss), accuracy: asAccuracy(F.topkAccuracy(logits, labels, 1)) };
         },
         evaluate: async () => {
           model.eval();
-          const acc = await evaluate(heldOut, (x) => model.forward(x), (b) => b.rotationLabels!);
+          const acc = await evaluate(heldOut, (x) => model.forward(resampled ? rotateBatch(x, a.rotations, black).images : x), (b) => (resampled ? rotateBatch(b.images, a.rotations, black).labels : b.rotationLabels!));
           rotationAccuracy = acc.top1;
           return { testLoss: asLoss(acc.loss), testAccuracy: asAccuracy(acc.top1) };
         },
