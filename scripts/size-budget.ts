@@ -4,8 +4,12 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-/** Lines of TypeScript and WGSL in src/ + models/ + kernels/ (15,200 when set: about 25 % headroom). */
-const BUDGET = 19_000;
+/**
+ * Lines of TypeScript and WGSL in src/ + models/ + kernels/. 15,200 when set; 19,000 after the
+ * size ceiling and the GPU kernels; 24,000 once the seeds' recipes, the VAE pretexts, queue scoring
+ * and data-parallel training came in (about 20,900: some 15 % headroom).
+ */
+const BUDGET = 24_000;
 const ROOTS = ['src', 'models', 'kernels'];
 const COUNTED = /\.(ts|wgsl)$/;
 
