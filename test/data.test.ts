@@ -436,6 +436,15 @@ describe('DataLoader', () => {
     expect(new Set(picks).size).toBeLessThan(40);
   });
 
+  it('an epoch shorter than the data set draws its images afresh each epoch (a class-sorted set loses no class)', async () => {
+    const loader = new DataLoader(tiny(), { batchSize: 4, epochSize: 4, shuffle: true, generator: new Generator(3) });
+    const seen = new Set<number>();
+    for (let e = 0; e < 12; e++) for (const b of await collect(loader.hostBatches())) for (const i of b.indices) seen.add(i);
+    expect(seen.size).toBe(10);
+    const inOrder = new DataLoader(tiny(), { batchSize: 4, epochSize: 4, generator: new Generator(3) });
+    expect((await collect(inOrder.hostBatches())).flatMap((b) => [...b.indices])).toEqual([0, 1, 2, 3]);
+  });
+
   it('labeled subsets: the first K per class, or K drawn per class', () => {
     const d = tiny(30);
     const first = labeledSubset(d, 2);

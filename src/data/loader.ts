@@ -22,9 +22,11 @@ export interface LoaderOptions {
   /** Drop the last batch when it is not full. Default false. */
   dropLast?: boolean;
   /**
-   * Samples per epoch when it is not the data set's length. Without replacement (default), the
-   * epoch is indices 0…epochSize−1 modulo the length, shuffled if asked: every image appears
-   * ⌊epochSize/length⌋ or one more times, as RotNet's loader does. With replacement, each sample
+   * Samples per epoch when it is not the data set's length. Without replacement (default), every
+   * image appears ⌊epochSize/length⌋ times and, when shuffled, the remainder is a fresh random
+   * choice of images each epoch (RotNet's loader takes indices 0…epochSize−1 modulo the length,
+   * which on a labelled set sorted by class never shows the last classes when epochSize is below
+   * its length); unshuffled, it is the first images, in order. With replacement, each sample
    * is drawn uniformly at random (RandomSampler(replacement=True, num_samples=epochSize)).
    */
   epochSize?: number;
@@ -119,7 +121,10 @@ export class DataLoader implements AsyncIterable<Batch> {
     const size = this.epochSize;
     if (this.options.replacement) return Int32Array.from({ length: size }, () => this.generator.integer(n));
     const order = Int32Array.from({ length: size }, (_, k) => k % n);
-    return this.options.shuffle ? shuffleInPlace(order, this.generator) : order;
+    if (!this.options.shuffle) return order;
+    const whole = size - (size % n);
+    if (whole < size) order.set(shuffleInPlace(Int32Array.from({ length: n }, (_, i) => i), this.generator).subarray(0, size - whole), whole);
+    return shuffleInPlace(order, this.generator);
   }
 
   /** One epoch of batches on the GPU. */
