@@ -132,7 +132,7 @@ describe('train:rotnet', () => {
   });
 
   it('bad arguments and missing data are one clear error', async () => {
-    await expect(runCommand('train:rotnet', ['--rotations', '3'])).rejects.toThrow(UsageError);
+    await expect(runCommand('train:rotnet', ['--rotations', '5'])).rejects.toThrow(UsageError);
     await expect(runCommand('train:rotnet', ['--batchSize', 'many'])).rejects.toThrow(/expects an integer|expects a number/);
     await expect(runCommand('train:rotnet', ['--dataroot', join(root, 'nowhere'), '--imageSize', '16'])).rejects.toThrow(DataError);
     await expect(runCommand('train:nothing', [])).rejects.toThrow(/unknown command/);
