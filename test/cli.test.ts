@@ -4,10 +4,9 @@
 // clear error. Later commands read the checkpoints earlier ones wrote, as users chain them: each
 // such run is made once, by whichever test needs it first, so every test also runs alone.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UsageError } from '../src/cli/args.js';
 import type { ClassifyResult } from '../src/cli/commands/classify.js';
 import type { DcganResult } from '../src/cli/commands/dcgan.js';
@@ -18,35 +17,13 @@ import type { SesemiResult } from '../src/cli/commands/sesemi.js';
 import type { StudentResult } from '../src/cli/commands/student.js';
 import { runCommand } from '../src/cli/main.js';
 import { DeviceMemoryError } from '../src/train/step-memory.js';
-import { BUILTIN_ROOT } from '../src/data/builtin.js';
 import { DataError } from '../src/data/errors.js';
 import { memory } from '../src/index.js';
 import { NonFiniteLossError } from '../src/train/run.js';
 import { FIXTURES, hasTorch, python } from './golden/golden.js';
+import { commandSandbox, once } from './fixtures/sandbox.js';
 
-const root = mkdtempSync(join(tmpdir(), 'dawnet-cli-test-'));
-const data = join(root, 'data');
-const out = (name: string) => join(root, 'runs', name);
-const previousCache = process.env.DAWNET_CACHE;
-
-beforeAll(() => {
-  process.env.DAWNET_CACHE = join(root, 'cache');
-  // 3 classes, 8 training and 4 test images each, from the built-in Fashion-MNIST subset.
-  for (const [split, count] of [['train', 8], ['test', 4]] as const) {
-    for (const cls of ['0-tshirt-top', '1-trouser', '7-sneaker']) {
-      const from = join(BUILTIN_ROOT, split, cls);
-      const to = join(data, split, cls);
-      mkdirSync(to, { recursive: true });
-      for (const f of readdirSync(from).sort().slice(0, count)) copyFileSync(join(from, f), join(to, f));
-    }
-  }
-});
-
-afterAll(() => {
-  if (previousCache === undefined) delete process.env.DAWNET_CACHE;
-  else process.env.DAWNET_CACHE = previousCache;
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, data, out } = commandSandbox('dawnet-cli-test-', { train: 8, test: 4 });
 
 const tiny = ['--dataroot', data, '--imageSize', '16', '--verbIter', '1'];
 const nin3 = ['--model', 'nin', '--ninStages', '3'];
@@ -60,11 +37,6 @@ function epochRecords(outf: string): Record<string, number>[] {
     .filter((r) => (r as { kind: string }).kind === 'epoch');
 }
 
-/** Memoises a run that several tests read, so it is trained once and on first use. */
-function once<T>(make: () => Promise<T>): () => Promise<T> {
-  let made: Promise<T> | undefined;
-  return () => (made ??= make());
-}
 const rotnetRun = once(async () => (await runCommand('train:rotnet', rotnetArgs(out('rotnet'), 2))) as RotnetResult);
 /** RotNet's best checkpoint, trained first when no test has yet. */
 const net = async () => {

@@ -3,10 +3,9 @@
 // against PyTorch's closed forms, the rate at chosen epochs of each schedule preset and of --lut,
 // the augmentation kernel's settings, the epoch --selectBy keeps — and the seeds' command lines
 // (the NYU DS-GA 1008 solution's, kebab-case) parsed as written.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseCommand, UsageError, type Flags } from '../src/cli/args.js';
 import type { ClassifyResult } from '../src/cli/commands/classify.js';
 import type { ProbeResult } from '../src/cli/commands/probe.js';
@@ -16,10 +15,10 @@ import { applyMachineFlags, machineReport } from '../src/cli/machine.js';
 import { COMMANDS, runCommand } from '../src/cli/main.js';
 import { readSafetensors } from '../src/checkpoint/safetensors.js';
 import { Augment, type AugmentOptions } from '../src/data/augment.js';
-import { BUILTIN_ROOT } from '../src/data/builtin.js';
 import { defaultWorkerCount, setDecodeThreads, sharedDecodePool } from '../src/data/workers.js';
 import { tensor } from '../src/index.js';
 import { hasTorch, python } from './golden/golden.js';
+import { commandSandbox } from './fixtures/sandbox.js';
 
 const parse = (command: string, argv: string[]) => parseCommand(COMMANDS[command]!.spec as { name: string; summary: string; flags: Flags }, argv)!;
 
@@ -165,28 +164,7 @@ describe('the optimizer the flags build, one step against its closed form', () =
 });
 
 // The commands on a tiny image folder (3 classes, 8 training and 4 test images each, 16 px, NIN-3).
-const root = mkdtempSync(join(tmpdir(), 'dawnet-recipes-test-'));
-const data = join(root, 'data');
-const out = (name: string) => join(root, 'runs', name);
-const previousCache = process.env.DAWNET_CACHE;
-
-beforeAll(() => {
-  process.env.DAWNET_CACHE = join(root, 'cache');
-  for (const [split, count] of [['train', 8], ['test', 4]] as const) {
-    for (const cls of ['0-tshirt-top', '1-trouser', '7-sneaker']) {
-      const from = join(BUILTIN_ROOT, split, cls);
-      const to = join(data, split, cls);
-      mkdirSync(to, { recursive: true });
-      for (const f of readdirSync(from).sort().slice(0, count)) copyFileSync(join(from, f), join(to, f));
-    }
-  }
-});
-
-afterAll(() => {
-  if (previousCache === undefined) delete process.env.DAWNET_CACHE;
-  else process.env.DAWNET_CACHE = previousCache;
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, data, out } = commandSandbox('dawnet-recipes-test-', { train: 8, test: 4 });
 
 const tiny = ['--dataroot', data, '--imageSize', '16', '--verbIter', '1', '--batchSize', '4'];
 const nin3 = ['--model', 'nin', '--ninStages', '3'];

@@ -25,6 +25,7 @@ import { predict } from '../src/train/evaluate.js';
 import { openSplits } from '../src/train/splits.js';
 import { classifierSpec, loadWeights } from '../src/train/teacher.js';
 import { bruteForceRanking } from './ranking-reference.js';
+import { once } from './fixtures/sandbox.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dawnet-score-test-'));
 const data = join(root, 'data');
@@ -74,11 +75,6 @@ afterAll(() => {
   else process.env.DAWNET_CACHE = previousCache;
   rmSync(root, { recursive: true, force: true });
 });
-
-function once<T>(make: () => Promise<T>): () => Promise<T> {
-  let made: Promise<T> | undefined;
-  return () => (made ??= make());
-}
 
 const freePort = () =>
   new Promise<number>((resolve, reject) => {

@@ -3,10 +3,8 @@
 // after the block and trains it all. Checked on the weights the runs save: the head at the start
 // is the probe's, a frozen trunk stays the pretrained one, and a second stage changes everything.
 // Also RotNet's AlexNet conv4/conv5 heads and per-block pooling of the linear probe.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AlexNetHead } from '../models/heads.js';
 import { buildModel, classifierPrefix, type ModelSpec } from '../models/registry.js';
 import { readTensorFile } from '../src/checkpoint/pth.js';
@@ -15,36 +13,12 @@ import type { ClassifyResult } from '../src/cli/commands/classify.js';
 import type { EvaluateResult } from '../src/cli/commands/evaluate.js';
 import { poolSizesOf } from '../src/cli/commands/probe.js';
 import { runCommand } from '../src/cli/main.js';
-import { BUILTIN_ROOT } from '../src/data/builtin.js';
 import { noGrad, scope, zeros } from '../src/index.js';
 import { Generator } from '../src/random.js';
+import { commandSandbox, once } from './fixtures/sandbox.js';
 
-const root = mkdtempSync(join(tmpdir(), 'dawnet-two-stage-'));
-const data = join(root, 'data');
-const out = (name: string) => join(root, 'runs', name);
-const previousCache = process.env.DAWNET_CACHE;
+const { data, out } = commandSandbox('dawnet-two-stage-', { train: 6, test: 3 });
 
-beforeAll(() => {
-  process.env.DAWNET_CACHE = join(root, 'cache');
-  for (const [split, count] of [['train', 6], ['test', 3]] as const) {
-    for (const cls of ['0-tshirt-top', '1-trouser', '7-sneaker']) {
-      const to = join(data, split, cls);
-      mkdirSync(to, { recursive: true });
-      for (const f of readdirSync(join(BUILTIN_ROOT, split, cls)).sort().slice(0, count)) copyFileSync(join(BUILTIN_ROOT, split, cls, f), join(to, f));
-    }
-  }
-});
-
-afterAll(() => {
-  if (previousCache === undefined) delete process.env.DAWNET_CACHE;
-  else process.env.DAWNET_CACHE = previousCache;
-  rmSync(root, { recursive: true, force: true });
-});
-
-function once<T>(make: () => Promise<T>): () => Promise<T> {
-  let made: Promise<T> | undefined;
-  return () => (made ??= make());
-}
 
 const tiny = ['--dataroot', data, '--imageSize', '16', '--verbIter', '1', '--batchSize', '6'];
 const pretrained = once(async () => {

@@ -2,10 +2,9 @@
 // train:siamese-vae end to end (loss terms, PNG grids, checkpoints), and their checkpoints read by
 // train:probe and train:finetune, as dawnet's own files and as bare state dicts. On an image folder
 // of 2 classes × 2 images (64 px, the VAE's smallest side); each run is made once, on first use.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkpointSpec } from '../models/registry.js';
 import { UsageError } from '../src/cli/args.js';
 import type { ClassifyResult } from '../src/cli/commands/classify.js';
@@ -14,37 +13,12 @@ import type { VaeResult } from '../src/cli/commands/vae.js';
 import { runCommand } from '../src/cli/main.js';
 import { readTensorFile } from '../src/checkpoint/pth.js';
 import { serializeSafetensors, type SafetensorsData } from '../src/checkpoint/safetensors.js';
-import { BUILTIN_ROOT } from '../src/data/builtin.js';
 import { F, Generator, full, scope, tensor, type Tensor } from '../src/index.js';
 import { latentNoise } from '../src/ops/latent.js';
+import { commandSandbox, once } from './fixtures/sandbox.js';
 
-const root = mkdtempSync(join(tmpdir(), 'dawnet-vae-test-'));
-const data = join(root, 'data');
-const out = (name: string) => join(root, 'runs', name);
-const previousCache = process.env.DAWNET_CACHE;
+const { root, data, out } = commandSandbox('dawnet-vae-test-', { train: 2, test: 1, classes: ['0-tshirt-top', '1-trouser'] });
 
-beforeAll(() => {
-  process.env.DAWNET_CACHE = join(root, 'cache');
-  for (const [split, count] of [['train', 2], ['test', 1]] as const) {
-    for (const cls of ['0-tshirt-top', '1-trouser']) {
-      const from = join(BUILTIN_ROOT, split, cls);
-      const to = join(data, split, cls);
-      mkdirSync(to, { recursive: true });
-      for (const f of readdirSync(from).sort().slice(0, count)) copyFileSync(join(from, f), join(to, f));
-    }
-  }
-});
-
-afterAll(() => {
-  if (previousCache === undefined) delete process.env.DAWNET_CACHE;
-  else process.env.DAWNET_CACHE = previousCache;
-  rmSync(root, { recursive: true, force: true });
-});
-
-function once<T>(make: () => Promise<T>): () => Promise<T> {
-  let made: Promise<T> | undefined;
-  return () => (made ??= make());
-}
 
 const tiny = ['--dataroot', data, '--imageSize', '64', '--batchSize', '4', '--verbIter', '1', '--latentDim', '16'];
 const vaeRun = once(async () => (await runCommand('train:vae', [...tiny, '--epochs', '1', '--outf', out('vae')])) as VaeResult);
