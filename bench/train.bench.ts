@@ -106,13 +106,16 @@ async function windowedSteps(session: Session): Promise<void> {
  * Data-parallel training (--devices 2; two devices on one adapter where there is one): ResNet-18's
  * step at batch 8 split 4 + 4, and what it costs beyond the devices' own work: the batch's shares
  * (read back, uploaded) and the reduce (gradient arenas read back, summed, written to both).
+ * With `syncBN`, the same step with its 20 batch norms' statistics and gradient sums exchanged
+ * between the devices (40 points a step, each a round trip through the host): compare its time
+ * with the step without.
  */
-async function dataParallelStep(session: Session): Promise<void> {
-  const name = 'train step resnet18 cifar batch 8 devices 2';
+async function dataParallelStep(session: Session, syncBN = false): Promise<void> {
+  const name = `train step resnet18 cifar batch 8 devices 2${syncBN ? ' syncBN' : ''}`;
   if (!session.wants(name)) return;
   const model = resnet18({ stem: 'cifar', numClasses: 10 });
   const opt = new optim.SGD(model.parameters(), { lr: LR });
-  const parallel = await DataParallel.open('2', [model], [opt]);
+  const parallel = await DataParallel.open('2', [model], [opt], { syncBN });
   parallel!.measureOverhead = true;
   const images = randn([8, 3, 32, 32]).keep();
   const labels = tensor(Int32Array.from({ length: 8 }, (_, i) => i % 10), [8]).keep();
@@ -155,6 +158,7 @@ export const trainBench: Family = {
     }
     await windowedSteps(session);
     await dataParallelStep(session);
+    await dataParallelStep(session, true);
   },
 };
 

@@ -14,6 +14,9 @@
 //                       and M2 (meanIn, invstdIn, from bn_stats with partial = 1) into mean and
 //                       invstd (holding M2) by Chan's rule, window after window in order; with
 //                       finish = 1 writes invstd and updates the running statistics as bn_stats
+//   bn_stats_sync       per channel, --syncBN: mean, invstd and the running statistics as bn_stats,
+//                       from the global batch's (mean, M2, count) the host combined from every
+//                       device's partial statistics (syncIn)
 //   bn_eval_stats       mean = running_mean, invstd = 1/sqrt(running_var + eps), per channel
 //   bn_normalize        y = (x − mean)·invstd·weight + bias, E consecutive elements per invocation
 //   bn_backward_reduce  per channel (one workgroup each): dbias = Σ dy, dweight = Σ dy·x̂,
@@ -27,8 +30,8 @@
 //                       vec4 load costs about half as much per float as four scalar loads
 // Bindings
 //   x:        (N, C, S) read                     [bn_stats, bn_normalize, bn_backward_reduce, bn_backward_input]
-//   mean, invstd:         (C) read_write         [bn_stats, bn_stats_merge, bn_eval_stats]
-//   runMean, runVar:      (C) read_write         [bn_stats with hasRunning, bn_eval_stats]
+//   mean, invstd:         (C) read_write         [bn_stats, bn_stats_merge, bn_stats_sync, bn_eval_stats]
+//   runMean, runVar:      (C) read_write         [bn_stats, bn_stats_merge, bn_stats_sync with hasRunning; bn_eval_stats]
 //   meanIn, invstdIn:     (C) read               [bn_normalize, bn_backward_*, bn_running_grads, bn_stats_merge]
 //   weight, bias:         (C) read; any tensor when absent (hasWeight / hasBias = 0)
 //   y:        (N, C, S) read_write               [bn_normalize]
@@ -37,6 +40,7 @@
 //   dweight, dbias:       (C) read_write         [bn_backward_reduce]
 //   sumDyXhat, sumDy:     (C) read               [bn_backward_input, bn_running_grads]
 //   dmean, dvar:          (C) read_write         [bn_running_grads]
+//   syncIn:   (2·C + 1) read: mean (C), M2 (C), count [bn_stats_sync]
 //   x4, y4, dy4, dx4:     x, y, dy, dx as vec4s  [the …4 entries]
 //   params:   uniform Params { N, C, S, hasWeight, hasBias, hasRunning, training, momentum, eps,
 //                              partial, merged, window, finish, images } (merged, window: values
@@ -44,7 +48,7 @@
 //                              images bn_normalize and bn_backward_input cover, N or a window's)
 // Overrides: WG invocations per workgroup (a power of two); E elements per step, dividing S
 //   (a multiple of 4 for the …4 entries).
-// Dispatch: bn_stats, bn_backward_reduce: C workgroups; bn_eval_stats, bn_running_grads, bn_stats_merge:
+// Dispatch: bn_stats, bn_backward_reduce: C workgroups; bn_eval_stats, bn_running_grads, bn_stats_merge, bn_stats_sync:
 //   ceil(C / WG); bn_normalize, bn_backward_input: ceil(N·C·S / (E·WG)), folded past 65,535.
 
 struct Params {
@@ -90,6 +94,7 @@ override E: u32 = 4;
 @group(0) @binding(20) var<storage, read_write> y4: array<vec4<f32>>;
 @group(0) @binding(21) var<storage, read> dy4: array<vec4<f32>>;
 @group(0) @binding(22) var<storage, read_write> dx4: array<vec4<f32>>;
+@group(0) @binding(23) var<storage, read> syncIn: array<f32>;
 
 // Per-lane partial statistics, combined pairwise in a fixed tree.
 var<workgroup> count: array<f32, WG>;
@@ -246,6 +251,14 @@ fn bn_stats_merge(@builtin(global_invocation_id) gid: vec3<u32>) {
   } else {
     mean[c] = mu;
     invstd[c] = m2;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn bn_stats_sync(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c < params.C) {
+    write_stats(c, syncIn[2u * params.C], syncIn[c], syncIn[params.C + c]);
   }
 }
 

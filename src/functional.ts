@@ -1,6 +1,7 @@
 // The functional API, as torch.nn.functional and torch.* functions: each call applies one row
 // of the op table (recording it on the tape when gradients are needed).
 import { noGrad } from './autograd/tape.js';
+import { batchNormSync } from './ops/batchnorm.js';
 import { filled } from './ops/layout.js';
 import { applyOp, type InputKind } from './ops/op.js';
 import { normalizeAxis } from './ops/reference.js';
@@ -214,7 +215,8 @@ export function batchNorm(
   let y: Tensor;
   if (o.training || !runningMean || !runningVar) {
     const running = runningMean && runningVar && o.training ? { mean: runningMean, var: runningVar } : undefined;
-    y = op('batchNorm', [x, ...affine], { momentum: o.momentum, eps: o.eps, ...(running ? { running } : {}) });
+    const sync = batchNormSync();
+    y = op('batchNorm', [x, ...affine], { momentum: o.momentum, eps: o.eps, ...(running ? { running } : {}), ...(sync ? { sync } : {}) });
   } else {
     y = op('batchNormEval', [x, runningMean, runningVar, ...affine], { eps: o.eps });
   }

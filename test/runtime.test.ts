@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { backend, F, memory, noGrad, randn, scope, tensor, zeros } from '../src/index.js';
 import { sizeClass } from '../src/gpu/pool.js';
+import { Tensor } from '../src/tensor.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +78,28 @@ describe('dispatch', () => {
       expect(() => F.matmul(zeros([2, 3]), zeros([4, 5]))).toThrow(/matmul: cannot multiply \[2, 3\] by \[4, 5\]/);
       expect(() => zeros([2, 3]).reshape(4, 2)).toThrow(/reshape: cannot view a tensor of shape \[2, 3\] as \[4, 2\]/);
     });
+  });
+});
+
+describe('held work (hold, point, advance: --syncBN)', () => {
+  it('queues held work in order, hands over each point’s values and lands the host’s writes there', async () => {
+    const b = backend();
+    const x = tensor([1, 2, 3, 4]).keep();
+    const host = Tensor.empty([4]).keep();
+    b.hold();
+    const doubled = F.add(x, x).keep();
+    // A held write comes after the dispatch before it, as it would unheld.
+    b.write(x.view, new Float32Array([10, 20, 30, 40]));
+    b.point([doubled.view, x.view]);
+    const sum = F.add(x, host).keep();
+    await expect(sum.toArray()).rejects.toThrow(/while a step's work is held back/);
+    const seen = await b.advance();
+    expect(seen!.map((a) => [...new Float32Array(a)])).toEqual([[2, 4, 6, 8], [10, 20, 30, 40]]);
+    // Written at the point: the addition after it sees it.
+    b.write(host.view, new Float32Array([1, 1, 1, 1]));
+    expect(await b.advance()).toBeNull();
+    expect([...(await sum.toArray())]).toEqual([11, 21, 31, 41]);
+    for (const t of [x, host, doubled, sum]) t.dispose();
   });
 });
 

@@ -130,7 +130,7 @@ export const runFlags = {
     default: '1',
     help: 'data-parallel training: N devices, all (one per adapter), or adapter names (NVIDIA,AMD); each takes its share of every batch. One adapter holds N devices (testing on lavapipe)',
   },
-  syncBN: { type: 'boolean', default: false, help: 'batch-norm statistics over the global batch instead of each device’s share (not available above one device yet)' },
+  syncBN: { type: 'boolean', default: false, help: 'with --devices above 1: batch-norm statistics over the global batch instead of each device’s share (torch.nn.SyncBatchNorm); the devices exchange them through the host at each batch norm' },
 } as const satisfies Flags;
 
 export const labelFlags = {

@@ -2,7 +2,8 @@
 // Tensors, the tape and layers go through this class and never touch GPUDevice themselves.
 // Dispatches accumulate in one command encoder (one compute pass) until a read or an explicit
 // flush submits them together; each dispatch's uniforms take a 256-byte slot of one arena that
-// is uploaded once per submit.
+// is uploaded once per submit. hold() keeps a step's submits and writes back, in order, so that
+// the host can act between its parts (advance()): --syncBN exchanges batch statistics there.
 import { openDevice, type DeviceOptions, type OpenedDevice } from './device.js';
 import { bindingCeiling } from './windows.js';
 import { loadTuning, saveTuning, type TunedChoice, type TuningTable } from './tuning.js';
@@ -19,6 +20,13 @@ export interface BufferView {
   /** Bytes the view covers. */
   size: number;
 }
+
+/** Work hold() kept back, replayed in this order by advance(). */
+type Held =
+  | { kind: 'submit'; commands: GPUCommandBuffer; uniforms: ArrayBuffer | null }
+  | { kind: 'write'; buffer: GPUBuffer; offset: number; data: ArrayBuffer }
+  | { kind: 'destroy'; texture: GPUTexture }
+  | { kind: 'point'; staging: GPUBuffer; sizes: number[] };
 
 export type UniformValue = number | boolean | readonly number[];
 export type Uniforms = Record<string, UniformValue>;
@@ -93,6 +101,8 @@ export class Backend {
   private readonly uniformCpu = new ArrayBuffer(UNIFORM_ARENA);
   private readonly uniformGpu: GPUBuffer;
   private uniformUsed = 0;
+  /** Held work (hold()); `replaying` once advance() has begun giving it to the queue. */
+  private held: { work: Held[]; next: number; replaying: boolean } | null = null;
   private readonly errors: string[] = [];
   private lostReason: string | null = null;
   private lastLabel = '';
@@ -193,7 +203,8 @@ export class Backend {
     });
     if (old) {
       this.flush();
-      old.destroy();
+      if (this.recording()) this.held!.work.push({ kind: 'destroy', texture: old });
+      else old.destroy();
     }
     this.textures.set(role, made);
     return made;
@@ -209,7 +220,10 @@ export class Backend {
     if (data.byteLength > view.size) throw new RangeError(`write of ${data.byteLength} bytes into a ${view.size}-byte view`);
     // queue.writeBuffer runs before any command still being encoded, which may read this buffer.
     this.flush();
-    this.device.queue.writeBuffer(view.buffer, view.offset, data.buffer, data.byteOffset, data.byteLength);
+    if (this.recording()) {
+      const copy = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice().buffer;
+      this.held!.work.push({ kind: 'write', buffer: view.buffer, offset: view.offset, data: copy });
+    } else this.device.queue.writeBuffer(view.buffer, view.offset, data.buffer, data.byteOffset, data.byteLength);
   }
 
   /** Copies `size` bytes between views, in stream order with the dispatches around it. */
@@ -227,6 +241,7 @@ export class Backend {
   /** Submits pending work and reads the view back: the only way data leaves the GPU. */
   async read(view: BufferView): Promise<ArrayBuffer> {
     this.checkAlive();
+    this.checkNotRecording('read back');
     const bytes = Math.ceil(view.size / 4) * 4;
     const staging = this.pool.acquire(bytes, GPUBufferUsageFallback('MAP_READ') | GPUBufferUsageFallback('COPY_DST'), 'readback');
     this.endPass();
@@ -314,16 +329,82 @@ export class Backend {
   flush(): void {
     if (!this.encoder || this.destroyed) return;
     this.endPass();
-    if (this.uniformUsed > 0) this.device.queue.writeBuffer(this.uniformGpu, 0, this.uniformCpu, 0, this.uniformUsed);
-    this.device.queue.submit([this.encoder.finish({ label: 'dawnet step' })]);
+    const commands = this.encoder.finish({ label: 'dawnet step' });
+    if (this.recording()) {
+      // Every held part brings its own uniforms: the arena is rewritten before each submit.
+      this.held!.work.push({ kind: 'submit', commands, uniforms: this.uniformUsed > 0 ? this.uniformCpu.slice(0, this.uniformUsed) : null });
+    } else {
+      if (this.uniformUsed > 0) this.device.queue.writeBuffer(this.uniformGpu, 0, this.uniformCpu, 0, this.uniformUsed);
+      this.device.queue.submit([commands]);
+    }
     this.encoder = null;
     this.uniformUsed = 0;
     this.submits += 1;
     this.pool.recycle();
   }
 
+  /**
+   * Holds what follows back from the queue: submits and writes are kept, in order, until
+   * advance() gives them to it, stopping at each point() so that the host can read what came
+   * before and write what comes after (--syncBN's exchange between devices). Kept work may reuse
+   * buffers released before it, as queued work does: the order of the stream is unchanged.
+   */
+  hold(): void {
+    if (this.held) throw new GpuError('hold(): this device already holds work back');
+    this.flush();
+    this.held = { work: [], next: 0, replaying: false };
+  }
+
+  /** While holding: a point where advance() stops, handing over the views' contents as they are there. */
+  point(views: BufferView[]): void {
+    if (!this.recording()) throw new GpuError('point(): only while holding work back (hold())');
+    const sizes = views.map((v) => Math.ceil(v.size / 4) * 4);
+    const staging = this.pool.acquire(sizes.reduce((a, b) => a + b, 0), GPUBufferUsageFallback('MAP_READ') | GPUBufferUsageFallback('COPY_DST'), 'exchange');
+    this.endPass();
+    let at = 0;
+    views.forEach((v, i) => {
+      this.commandEncoder().copyBufferToBuffer(v.buffer, v.offset, staging, at, sizes[i]!);
+      at += sizes[i]!;
+    });
+    this.flush();
+    this.held!.work.push({ kind: 'point', staging, sizes });
+  }
+
+  /**
+   * Gives the held work to the queue up to the next point and resolves to that point's views'
+   * contents; resolves to null once everything held has been queued, which ends holding. Writes
+   * made between two advances land at the point, before the work after it.
+   */
+  async advance(): Promise<ArrayBuffer[] | null> {
+    const held = this.held;
+    if (!held) return null;
+    this.flush();
+    held.replaying = true;
+    while (held.next < held.work.length && this.held === held) {
+      const part = held.work[held.next++]!;
+      if (part.kind === 'submit') {
+        if (part.uniforms) this.device.queue.writeBuffer(this.uniformGpu, 0, part.uniforms);
+        this.device.queue.submit([part.commands]);
+      } else if (part.kind === 'write') this.device.queue.writeBuffer(part.buffer, part.offset, part.data);
+      else if (part.kind === 'destroy') part.texture.destroy();
+      else return this.readPoint(part);
+    }
+    if (this.held === held) this.held = null;
+    await this.throwPendingErrors();
+    return null;
+  }
+
+  /** Drops work still held (a step that failed while holding): none of it reaches the queue. */
+  dropHeld(): void {
+    this.endPass();
+    this.encoder = null;
+    this.uniformUsed = 0;
+    this.held = null;
+  }
+
   /** Submits and waits for the GPU to finish, then throws any error Dawn reported meanwhile. */
   async sync(): Promise<void> {
+    this.checkNotRecording('wait for');
     this.flush();
     await this.tuneQueued();
     await settle(this.device.queue.onSubmittedWorkDone());
@@ -393,6 +474,31 @@ export class Backend {
   private endPass(): void {
     this.pass?.end();
     this.pass = null;
+  }
+
+  /** Whether hold() is keeping work back and advance() has not begun to queue it. */
+  private recording(): boolean {
+    return this.held !== null && !this.held.replaying;
+  }
+
+  private checkNotRecording(what: string): void {
+    if (this.recording()) throw new GpuError(`cannot ${what} the GPU while a step's work is held back (--syncBN): its results exist only once advance() queues it`);
+  }
+
+  private async readPoint({ staging, sizes }: { staging: GPUBuffer; sizes: number[] }): Promise<ArrayBuffer[]> {
+    const bytes = sizes.reduce((a, b) => a + b, 0);
+    try {
+      await settle(staging.mapAsync(GPUMapMode.READ, 0, bytes));
+    } catch (err) {
+      await this.throwPendingErrors();
+      throw new GpuError(`reading an exchange point back failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const range = staging.getMappedRange(0, bytes);
+    let at = 0;
+    const parts = sizes.map((n) => range.slice(at, (at += n)));
+    staging.unmap();
+    this.pool.release(staging);
+    return parts;
   }
 
   private checkAlive(): void {

@@ -2,6 +2,8 @@
 // `batchNorm` is training mode (batch statistics; the running statistics, when given in attrs,
 // are updated in place by the statistics kernel and play no part in the output), and
 // `batchNormEval` normalises with the running statistics, which are then ordinary inputs.
+// With a BatchNormSync in attrs (--syncBN over several devices, as torch.nn.SyncBatchNorm) the
+// training row's statistics and its backward's sums are those of the global batch.
 import { Tensor } from '../tensor.js';
 import { groups1d, launch, overWindows, windowsFor, type Split } from '../gpu/launch.js';
 import type { KernelRef, OpCase, OpDef, RefTensor } from './op.js';
@@ -11,12 +13,42 @@ export interface RunningStats {
   var: Tensor;
 }
 
+/**
+ * The exchange between devices that makes batch statistics global (src/train/data-parallel.ts).
+ * Each call hands over this device's partial sums and returns tensors that hold the combined
+ * values by the time the work encoded after the call runs (the host writes them in between).
+ */
+export interface BatchNormSync {
+  /** This device's per-channel mean and M2 = Σ(x − mean)² over `count` values → [mean (C), M2 (C), count] of the global batch. */
+  statistics(mean: Tensor, m2: Tensor, count: number): Tensor;
+  /** This device's Σdy·x̂ and Σdy over `count` values → the global batch's, scaled so that bn_backward_input's Σ/count on this device is the global mean. */
+  gradients(sumDyXhat: Tensor, sumDy: Tensor, count: number): [Tensor, Tensor];
+}
+
 export interface BatchNormAttrs {
   momentum: number;
   eps: number;
   /** Updated in place (running ← (1 − momentum)·running + momentum·batch); omitted in tests. */
   running?: RunningStats;
+  /** Statistics over every device's share of the batch (--syncBN). */
+  sync?: BatchNormSync;
 }
+
+let activeSync: BatchNormSync | null = null;
+
+/** Runs `fn` with training batch norms exchanging their statistics through `sync` (null: none). */
+export function withBatchNormSync<T>(sync: BatchNormSync | null, fn: () => T): T {
+  const previous = activeSync;
+  activeSync = sync;
+  try {
+    return fn();
+  } finally {
+    activeSync = previous;
+  }
+}
+
+/** The exchange training batch norms use now (withBatchNormSync), if any. */
+export const batchNormSync = (): BatchNormSync | null => activeSync;
 
 export interface BatchNormEvalAttrs {
   eps: number;
@@ -73,14 +105,17 @@ function normalize(x: Tensor, d: Dims, mean: Tensor, invstd: Tensor, weight: Ten
   return y;
 }
 
-/** Batch statistics (mean, invstd), updating the running statistics in place when given. */
-export function batchStatistics(x: Tensor, d: Dims, eps: number, momentum: number, running?: RunningStats): { mean: Tensor; invstd: Tensor } {
-  if (d.N * d.S < 2) {
+/**
+ * Batch statistics (mean, invstd), updating the running statistics in place when given; with
+ * `partial`, (mean, M2) for combining with other devices' instead (invstd then holds M2).
+ */
+export function batchStatistics(x: Tensor, d: Dims, eps: number, momentum: number, running?: RunningStats, partial = false): { mean: Tensor; invstd: Tensor } {
+  if (d.N * d.S < 2 && !partial) {
     throw new Error(`batchNorm: expected more than 1 value per channel when training, got input [${x.shape.join(', ')}]`);
   }
   const mean = Tensor.empty([d.C]);
   const invstd = Tensor.empty([d.C]);
-  const params = uniforms(d, { hasRunning: running ? 1 : 0, momentum, eps });
+  const params = uniforms(d, { hasRunning: running ? 1 : 0, momentum, eps, partial: partial ? 1 : 0 });
   const runMean = running?.mean ?? mean;
   const runVar = running?.var ?? invstd;
   // Without running statistics the kernel never touches runMean/runVar; they are bound to
@@ -99,7 +134,7 @@ export function batchStatistics(x: Tensor, d: Dims, eps: number, momentum: numbe
       const [partMean, partM2, junkMean, junkVar] = [0, 1, 2, 3].map(() => Tensor.empty([d.C]));
       const partStats = { mean: partMean!, invstd: partM2!, runMean: junkMean!, runVar: junkVar! };
       launch('batchnorm', `bn_stats${suffix}`, { [vec('x')]: part!, ...partStats }, { ...params, N: part!.shape[0]!, partial: 1 }, [d.C], overrides);
-      const finish = merged + window === d.N * d.S ? 1 : 0;
+      const finish = merged + window === d.N * d.S && !partial ? 1 : 0;
       launch('batchnorm', 'bn_stats_merge', { ...stats, meanIn: partMean!, invstdIn: partM2! }, { ...params, merged, window, finish }, [Math.ceil(d.C / WG)], { WG });
       merged += window;
       [partMean, partM2, junkMean, junkVar].forEach((t) => t!.dispose());
@@ -110,14 +145,33 @@ export function batchStatistics(x: Tensor, d: Dims, eps: number, momentum: numbe
   return { mean, invstd };
 }
 
+/** Batch statistics of the global batch (--syncBN): this device's partial ones, exchanged, then finished as bn_stats does. */
+function syncedStatistics(x: Tensor, d: Dims, { eps, momentum, running, sync }: BatchNormAttrs & { sync: BatchNormSync }): { mean: Tensor; invstd: Tensor } {
+  const local = batchStatistics(x, d, eps, momentum, undefined, true);
+  const global = sync.statistics(local.mean, local.invstd, d.N * d.S);
+  local.mean.dispose();
+  local.invstd.dispose();
+  const mean = Tensor.empty([d.C]);
+  const invstd = Tensor.empty([d.C]);
+  const spare = running ? null : [Tensor.empty([d.C]), Tensor.empty([d.C])];
+  const stats = { syncIn: global, mean, invstd, runMean: running?.mean ?? spare![0]!, runVar: running?.var ?? spare![1]! };
+  launch('batchnorm', 'bn_stats_sync', stats, uniforms(d, { hasRunning: running ? 1 : 0, momentum, eps }), [Math.ceil(d.C / WG)], { WG });
+  for (const t of [global, ...(spare ?? [])]) t.dispose();
+  return { mean, invstd };
+}
+
 interface BackwardResult {
   dx: Tensor;
   dweight: Tensor;
   dbias: Tensor;
 }
 
-/** dx, Σdy·x̂ (the weight's gradient) and Σdy (the bias's) for training or eval mode. */
-function backward(x: Tensor, dy: Tensor, d: Dims, mean: Tensor, invstd: Tensor, weight: Tensor | undefined, training: boolean): BackwardResult {
+/**
+ * dx, Σdy·x̂ (the weight's gradient) and Σdy (the bias's) for training or eval mode. Under
+ * --syncBN dx takes the global batch's sums; the weight's and bias's gradients stay this
+ * device's, summed over the devices with the other parameters' gradients.
+ */
+function backward(x: Tensor, dy: Tensor, d: Dims, mean: Tensor, invstd: Tensor, weight: Tensor | undefined, training: boolean, sync?: BatchNormSync): BackwardResult {
   const E = runLength(d.S);
   const params = uniforms(d, { hasWeight: weight ? 1 : 0, training: training ? 1 : 0 });
   const { suffix, vec } = variant(d.S);
@@ -129,8 +183,10 @@ function backward(x: Tensor, dy: Tensor, d: Dims, mean: Tensor, invstd: Tensor, 
     return [...sums];
   }) as [Tensor, Tensor];
   const dx = Tensor.empty(x.shape);
-  const bindings = { [vec('x')]: x, [vec('dy')]: dy, [vec('dx')]: dx, meanIn: mean, invstdIn: invstd, weight: weight ?? mean, sumDyXhat: dweight, sumDy: dbias };
+  const global = sync ? sync.gradients(dweight, dbias, d.N * d.S) : null;
+  const bindings = { [vec('x')]: x, [vec('dy')]: dy, [vec('dx')]: dx, meanIn: mean, invstdIn: invstd, weight: weight ?? mean, sumDyXhat: global?.[0] ?? dweight, sumDy: global?.[1] ?? dbias };
   launch('batchnorm', `bn_backward_input${suffix}`, bindings, params, perImage(d, E, [vec('x'), vec('dy'), vec('dx')]), { WG, E });
+  global?.forEach((t) => t.dispose());
   return { dx, dweight, dbias };
 }
 
@@ -185,7 +241,7 @@ const variants = (entry: string): KernelRef[] => [`batchnorm.${entry}`, `batchno
 
 export const batchNormOps = {
   batchNorm: {
-    kernels: [...variants('bn_stats'), 'batchnorm.bn_stats_merge', ...variants('bn_normalize'), ...variants('bn_backward_reduce'), ...variants('bn_backward_input')],
+    kernels: [...variants('bn_stats'), 'batchnorm.bn_stats_merge', 'batchnorm.bn_stats_sync', ...variants('bn_normalize'), ...variants('bn_backward_reduce'), ...variants('bn_backward_input')],
     saves: ['in0', 'extra0', 'extra1', 'extra2'],
     forward([x, weight, bias], attrs) {
       const [N, C, S] = layout('batchNorm', x!.shape, [
@@ -195,16 +251,16 @@ export const batchNormOps = {
         { name: 'running_var', shape: attrs.running?.var.shape },
       ]);
       const d = { N, C, S };
-      const { mean, invstd } = batchStatistics(x!, d, attrs.eps, attrs.momentum, attrs.running);
+      const { mean, invstd } = attrs.sync ? syncedStatistics(x!, d, { ...attrs, sync: attrs.sync }) : batchStatistics(x!, d, attrs.eps, attrs.momentum, attrs.running);
       const out = normalize(x!, d, mean, invstd, weight, bias);
       // The weight travels as a view (disposing it after recording drops only the view).
       return { out, extras: [mean, invstd, weight ? weight.alias() : mean.alias()] };
     },
-    backward({ grad, saved, shapes, needs }) {
+    backward({ grad, saved, shapes, needs, attrs }) {
       const [x, mean, invstd, weightView] = saved as [Tensor, Tensor, Tensor, Tensor];
       const [N, C, S] = layout('batchNorm', shapes[0]!, []);
       const weight = shapes.length > 1 ? weightView : undefined;
-      const { dx, dweight, dbias } = backward(x, grad, { N, C, S }, mean, invstd, weight, true);
+      const { dx, dweight, dbias } = backward(x, grad, { N, C, S }, mean, invstd, weight, true, attrs.sync);
       const result = [needs[0] ? dx : null, needs[1] ? dweight : null, needs[2] ? dbias : null];
       if (!needs[0]) dx.dispose();
       if (!needs[1]) dweight.dispose();

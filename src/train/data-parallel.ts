@@ -4,12 +4,15 @@
 // device. After backward each device's gradient arenas are read back, summed on the host in a
 // fixed order (device 0, 1, …; WebGPU devices cannot see each other's buffers), written back to
 // every device, and every replica's optimizer applies the same update, so replicas never drift.
-// Batch norm uses each device's own batch statistics (PyTorch's DataParallel); evaluation,
-// checkpoints and running statistics are device 0's.
+// Batch norm uses each device's own batch statistics (PyTorch's DataParallel), or with --syncBN
+// the global batch's (torch.nn.SyncBatchNorm): each device's step is then held back from its
+// queue (Backend.hold) and released part by part, the host combining the devices' partial
+// statistics between the parts. Evaluation, checkpoints and running statistics are device 0's.
 import { tensor, zeros } from '../creation.js';
-import { Backend } from '../gpu/backend.js';
+import { Backend, type BufferView } from '../gpu/backend.js';
 import { isAdapter, listAdapters } from '../gpu/device.js';
 import type { Module } from '../nn/module.js';
+import { withBatchNormSync, type BatchNormSync } from '../ops/batchnorm.js';
 import { Optimizer, type Hyperparameters } from '../optim/optimizer.js';
 import { backend, onDevice } from '../runtime.js';
 import { scope } from '../scope.js';
@@ -99,6 +102,8 @@ export class DataParallel {
     private readonly tensors: Tensor[],
     private readonly optimizers: AnyOptimizer[],
     private readonly replicas: Replica[],
+    /** --syncBN: training batch norms normalise with the global batch's statistics. */
+    readonly syncBN: boolean,
   ) {}
 
   /** Devices in all, device 0 included. */
@@ -115,7 +120,7 @@ export class DataParallel {
    * Opens the devices --devices asks for beyond the current one and makes each a replica of
    * `modules` and `optimizers` as they are now (after any --resume). Null for one device.
    */
-  static async open(text: string, modules: readonly Module[], optimizers: readonly LoopOptimizer[]): Promise<DataParallel | null> {
+  static async open(text: string, modules: readonly Module[], optimizers: readonly LoopOptimizer[], { syncBN = false } = {}): Promise<DataParallel | null> {
     const request = parseDevices(text);
     if (typeof request === 'string') throw new Error(request);
     const main = backend();
@@ -148,7 +153,7 @@ export class DataParallel {
       for (const r of replicas) r.device.destroy();
       throw err;
     }
-    return new DataParallel(main, tensors, opts, replicas);
+    return new DataParallel(main, tensors, opts, replicas, syncBN);
   }
 
   /**
@@ -168,6 +173,9 @@ export class DataParallel {
     this.overheadMs.share = performance.now() - started;
     const weights: number[] = [];
     const metrics: StepMetrics[] = [];
+    // --syncBN: every device's step is held back and released in parts, exchanging between them.
+    const syncs = this.syncBN && !whole ? devices.map(() => new DeviceSync()) : null;
+    const released: Promise<ArrayBuffer[] | null>[] = [];
     for (let k = 0; k < K; k++) {
       const device = devices[k]!;
       const replica = this.replicas[k - 1];
@@ -188,21 +196,29 @@ export class DataParallel {
         process.stderr.write(`dawnet: --devices: this batch's parts (${batchSizes(batch).join(', ')} samples) do not split alike over ${K} devices; gradients are weighted by the first part's shares, exact only for losses over it\n`);
       }
       const kept = replica ? this.enter(replica) : [];
+      if (syncs) device.hold();
       try {
         metrics[k] = onDevice(device, () =>
-          scope(() => {
-            const m = step(share);
-            for (const { value } of Object.values(m)) value.keep();
-            return m;
-          }),
+          withBatchNormSync(syncs?.[k] ?? null, () =>
+            scope(() => {
+              const m = step(share);
+              for (const { value } of Object.values(m)) value.keep();
+              return m;
+            }),
+          ),
         );
+      } catch (err) {
+        if (syncs) devices.slice(0, k + 1).forEach((d) => d.dropHeld());
+        throw err;
       } finally {
         if (replica) this.leave(replica, kept);
         if (share !== batch) share.dispose();
       }
-      // Submitted now, so this device computes while the next one's step is encoded.
-      device.flush();
+      // Submitted now (up to its first exchange), so this device computes while the next one's step is encoded.
+      if (syncs) released[k] = device.advance();
+      else device.flush();
     }
+    if (syncs) await exchange(devices, syncs, released, weights);
     if (this.measureOverhead) await Promise.all(devices.map((d) => d.sync()));
     const reducing = performance.now();
     const [values] = await Promise.all([this.readMetrics(metrics, weights), this.reduce(devices, weights)]);
@@ -307,6 +323,79 @@ export class DataParallel {
       }
     }
     return out;
+  }
+}
+
+/** What one batch norm handed over at an exchange point on one device (see BatchNormSync). */
+interface SyncPoint {
+  kind: 'statistics' | 'gradients';
+  /** Values per channel on this device (N·H·W of its share). */
+  count: number;
+  /** Where the combined values go. */
+  targets: BufferView[];
+}
+
+/** One device's side of --syncBN in one step: the exchange points its batch norms met, in order. */
+class DeviceSync implements BatchNormSync {
+  readonly points: SyncPoint[] = [];
+
+  statistics(mean: Tensor, m2: Tensor, count: number): Tensor {
+    const global = Tensor.empty([2 * mean.size + 1]);
+    backend().point([mean.view, m2.view]);
+    this.points.push({ kind: 'statistics', count, targets: [global.view] });
+    return global;
+  }
+
+  gradients(sumDyXhat: Tensor, sumDy: Tensor, count: number): [Tensor, Tensor] {
+    const global: [Tensor, Tensor] = [Tensor.empty(sumDyXhat.shape), Tensor.empty(sumDy.shape)];
+    backend().point([sumDyXhat.view, sumDy.view]);
+    this.points.push({ kind: 'gradients', count, targets: global.map((t) => t.view) });
+    return global;
+  }
+}
+
+/**
+ * Releases the devices' held steps point by point: at each, every device's partial sums are
+ * combined on the host in float64 in device order and written back to every device before
+ * the work after the point is queued. Statistics combine by Chan's rule (mean, M2 and count of
+ * the union); gradient sums as the loss does: device k's Σdy comes from a mean over its share,
+ * which the parameter reduce weighs by w_k, so the global sum is S = Σ_j w_j·Σdy_j and device k
+ * gets S·(count_k / count)/w_k, making its bn_backward_input's Σ/count_k equal S/(w_k·count) —
+ * the gradient of Σ_j w_j·loss_j with respect to its inputs, divided by the weight the reduce
+ * will multiply it by (torch.nn.SyncBatchNorm's all-reduce, with unequal shares).
+ */
+async function exchange(devices: Backend[], syncs: DeviceSync[], released: Promise<ArrayBuffer[] | null>[], weights: number[]): Promise<void> {
+  let arrived = await Promise.all(released);
+  for (let p = 0; ; p++) {
+    const points = syncs.map((s) => s.points[p]);
+    if (arrived.every((a) => a === null)) return;
+    if (arrived.some((a) => a === null) || points.some((q) => q?.kind !== points[0]?.kind)) {
+      throw new Error(`--syncBN: the devices' steps met different batch norms (${syncs.map((s, k) => `device ${k}: ${s.points.length}`).join(', ')}); every device must run the same layers`);
+    }
+    const parts = arrived.map((a) => a!.map((b) => new Float32Array(b)));
+    const counts = points.map((q) => q!.count);
+    const total = counts.reduce((a, b) => a + b, 0);
+    const C = parts[0]![0]!.length;
+    if (points[0]!.kind === 'statistics') {
+      const out = new Float32Array(2 * C + 1);
+      for (let c = 0; c < C; c++) {
+        let mean = 0;
+        parts.forEach(([m], k) => (mean += (counts[k]! * m![c]!) / total));
+        let m2 = 0;
+        parts.forEach(([m, q], k) => (m2 += q![c]! + counts[k]! * (m![c]! - mean) ** 2));
+        out[c] = mean;
+        out[C + c] = m2;
+      }
+      out[2 * C] = total;
+      devices.forEach((d, k) => d.write(points[k]!.targets[0]!, out));
+    } else {
+      const sums = [0, 1].map((i) => Float64Array.from({ length: C }, (_, c) => parts.reduce((s, part, k) => s + weights[k]! * part[i]![c]!, 0)));
+      devices.forEach((d, k) => {
+        const scale = counts[k]! / total / weights[k]!;
+        sums.forEach((sum, i) => d.write(points[k]!.targets[i]!, Float32Array.from(sum, (v) => v * scale)));
+      });
+    }
+    arrived = await Promise.all(devices.map((d) => d.advance()));
   }
 }
 

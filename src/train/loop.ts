@@ -73,12 +73,8 @@ export function loopSettings({ epochs, verbIter, maxIters, resume, devices, sync
 async function openParallel<B extends LoopBatch>(o: LoopOptions<B>, run: Run): Promise<DataParallel | null> {
   if (o.devices === undefined || o.devices === '1') return null;
   if (!o.optimizers?.length) throw new Error(`--devices ${o.devices}: this command steps its optimizers inside its own step (a GAN); it trains on one device`);
-  const parallel = await DataParallel.open(o.devices, [...o.save.map((s) => s.model), ...(o.replicate ?? [])], o.optimizers);
-  if (parallel && o.syncBN) {
-    parallel.close();
-    throw new Error('--syncBN: statistics over the global batch need an exchange between devices in the middle of the forward pass, which dawnet does not make; leave --syncBN out (each device normalises with its own share, as PyTorch DataParallel)');
-  }
-  if (parallel) run.log(`data-parallel over ${parallel.size} devices (${parallel.adapters.join(', ')}): each takes its share of every batch; gradients are summed on the host`);
+  const parallel = await DataParallel.open(o.devices, [...o.save.map((s) => s.model), ...(o.replicate ?? [])], o.optimizers, { syncBN: o.syncBN ?? false });
+  if (parallel) run.log(`data-parallel over ${parallel.size} devices (${parallel.adapters.join(', ')}): each takes its share of every batch; gradients are summed on the host${parallel.syncBN ? '; batch norms use the global batch’s statistics (--syncBN)' : ''}`);
   return parallel;
 }
 
