@@ -64,6 +64,24 @@ function isGroupList<H extends Hyperparameters>(params: ParamsInput<H>): params 
   return params.length > 0 && !(params[0] instanceof Tensor);
 }
 
+
+type StepRedirect = (optimizer: Optimizer<Hyperparameters>) => boolean;
+let stepRedirect: StepRedirect | null = null;
+
+/**
+ * Runs `fn` with every Optimizer.step() first offered to `redirect`, which returns true when it
+ * did the step itself: data-parallel training sums the devices' gradients there and steps the
+ * current device's replica (src/train/data-parallel.ts).
+ */
+export function withStepRedirect<T>(redirect: StepRedirect | null, fn: () => T): T {
+  const previous = stepRedirect;
+  stepRedirect = redirect;
+  try {
+    return fn();
+  } finally {
+    stepRedirect = previous;
+  }
+}
 export abstract class Optimizer<H extends Hyperparameters> {
   readonly paramGroups: ParamGroup<H>[];
   /** Updates applied to each parameter (PyTorch's state['step'] for Adam). */
@@ -152,6 +170,8 @@ export abstract class Optimizer<H extends Hyperparameters> {
 
   /** Applies one update to every parameter that has a gradient. */
   step(): void {
+    // Data-parallel training may take the step over (a GAN's optimizers stepped inside its step).
+    if (stepRedirect?.(this)) return;
     this.checkAlive();
     this.gather();
     const common: Uniforms = { clip: this.clipArmed };

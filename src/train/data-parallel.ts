@@ -13,7 +13,7 @@ import { Backend, type BufferView } from '../gpu/backend.js';
 import { isAdapter, listAdapters } from '../gpu/device.js';
 import type { Module } from '../nn/module.js';
 import { withBatchNormSync, type BatchNormSync } from '../ops/batchnorm.js';
-import { Optimizer, type Hyperparameters } from '../optim/optimizer.js';
+import { Optimizer, withStepRedirect, type Hyperparameters } from '../optim/optimizer.js';
 import { backend, onDevice } from '../runtime.js';
 import { scope } from '../scope.js';
 import { Tensor } from '../tensor.js';
@@ -104,6 +104,8 @@ export class DataParallel {
     private readonly replicas: Replica[],
     /** --syncBN: training batch norms normalise with the global batch's statistics. */
     readonly syncBN: boolean,
+    /** The step steps the optimizers itself (a GAN): each step() sums the devices' gradients first. */
+    private readonly inStep: boolean,
   ) {}
 
   /** Devices in all, device 0 included. */
@@ -119,8 +121,9 @@ export class DataParallel {
   /**
    * Opens the devices --devices asks for beyond the current one and makes each a replica of
    * `modules` and `optimizers` as they are now (after any --resume). Null for one device.
+   * `inStep`: the step calls the optimizers' step() itself, between its forwards (a GAN).
    */
-  static async open(text: string, modules: readonly Module[], optimizers: readonly LoopOptimizer[], { syncBN = false } = {}): Promise<DataParallel | null> {
+  static async open(text: string, modules: readonly Module[], optimizers: readonly LoopOptimizer[], { syncBN = false, inStep = false } = {}): Promise<DataParallel | null> {
     const request = parseDevices(text);
     if (typeof request === 'string') throw new Error(request);
     const main = backend();
@@ -153,7 +156,7 @@ export class DataParallel {
       for (const r of replicas) r.device.destroy();
       throw err;
     }
-    return new DataParallel(main, tensors, opts, replicas, syncBN);
+    return new DataParallel(main, tensors, opts, replicas, syncBN, inStep);
   }
 
   /**
@@ -168,13 +171,15 @@ export class DataParallel {
     const K = devices.length;
     // A batch (or one of its nested batches) with fewer samples than devices runs whole on device 0.
     const whole = batchSizes(batch).some((n) => n < K);
+    if (whole && this.inStep) throw new Error(`--devices ${K}: a batch of ${batchSizes(batch).join(' + ')} samples has no share for every device; use a batch size of at least ${K}`);
     const host: HostBatch = { tensors: new Map() };
     if (!whole) await readTensors(batch, host);
     this.overheadMs.share = performance.now() - started;
     const weights: number[] = [];
     const metrics: StepMetrics[] = [];
-    // --syncBN: every device's step is held back and released in parts, exchanging between them.
-    const syncs = this.syncBN && !whole ? devices.map(() => new DeviceSync()) : null;
+    // --syncBN, or optimizers stepped inside the step: every device's step is held back and
+    // released in parts, exchanging between them.
+    const syncs = (this.syncBN || this.inStep) && !whole ? devices.map(() => new DeviceSync()) : null;
     const released: Promise<ArrayBuffer[] | null>[] = [];
     for (let k = 0; k < K; k++) {
       const device = devices[k]!;
@@ -198,13 +203,16 @@ export class DataParallel {
       const kept = replica ? this.enter(replica) : [];
       if (syncs) device.hold();
       try {
+        const redirect = this.inStep ? (o: AnyOptimizer) => this.stepInside(o, k, syncs![k]!) : null;
         metrics[k] = onDevice(device, () =>
-          withBatchNormSync(syncs?.[k] ?? null, () =>
-            scope(() => {
-              const m = step(share);
-              for (const { value } of Object.values(m)) value.keep();
-              return m;
-            }),
+          withStepRedirect(redirect, () =>
+            withBatchNormSync(this.syncBN ? (syncs?.[k] ?? null) : null, () =>
+              scope(() => {
+                const m = step(share);
+                for (const { value } of Object.values(m)) value.keep();
+                return m;
+              }),
+            ),
           ),
         );
       } catch (err) {
@@ -219,6 +227,7 @@ export class DataParallel {
       else device.flush();
     }
     if (syncs) await exchange(devices, syncs, released, weights);
+    if (this.inStep) return this.readMetrics(metrics, weights);
     if (this.measureOverhead) await Promise.all(devices.map((d) => d.sync()));
     const reducing = performance.now();
     const [values] = await Promise.all([this.readMetrics(metrics, weights), this.reduce(devices, weights)]);
@@ -262,6 +271,38 @@ export class DataParallel {
       r.device.destroy();
     }
     this.replicas.length = 0;
+  }
+
+  /**
+   * Optimizer.step() called inside device k's step (inStep): the optimizer's gradients, summed
+   * over the devices at an exchange point, then device k's own optimizer's update. Returns
+   * whether it did the step (device 0's optimizer steps itself once its arenas hold the sum).
+   */
+  private stepInside(o: AnyOptimizer, k: number, sync: DeviceSync): boolean {
+    const i = this.optimizers.indexOf(o);
+    // A replica's own step (below), or an optimizer the loop does not replicate.
+    if (i < 0) return false;
+    const own = k === 0 ? o : this.replicas[k - 1]!.optimizers[i]!;
+    if (k > 0) syncHyperparameters(o, own);
+    if (k === 0) {
+      sync.reduce(o.gradientArenas());
+      return false;
+    }
+    // The model's tensors point at this replica's memory and hold its gradients: hand both back
+    // to the replica's own tensors for its optimizer's step, then point them here again.
+    const mains = o.parameters();
+    const shadows = own.parameters();
+    const swap = () => mains.forEach((t, j) => t.swapStorage(shadows[j]!));
+    swap();
+    mains.forEach((t, j) => (shadows[j]!.grad = t.grad));
+    try {
+      sync.reduce(own.gradientArenas());
+      own.step();
+    } finally {
+      for (const s of shadows) s.grad = null;
+      swap();
+    }
+    return true;
   }
 
   /** Points every model tensor at the replica's memory, holding device 0's gradients aside; returns them. */
@@ -328,7 +369,7 @@ export class DataParallel {
 
 /** What one batch norm handed over at an exchange point on one device (see BatchNormSync). */
 interface SyncPoint {
-  kind: 'statistics' | 'gradients';
+  kind: 'statistics' | 'gradients' | 'reduce';
   /** Values per channel on this device (N·H·W of its share). */
   count: number;
   /** Where the combined values go. */
@@ -344,6 +385,12 @@ class DeviceSync implements BatchNormSync {
     backend().point([mean.view, m2.view]);
     this.points.push({ kind: 'statistics', count, targets: [global.view] });
     return global;
+  }
+
+  /** An optimizer's gradient arenas, to be replaced by their sum over the devices weighted by the shares. */
+  reduce(arenas: BufferView[]): void {
+    backend().point(arenas);
+    this.points.push({ kind: 'reduce', count: 0, targets: arenas });
   }
 
   gradients(sumDyXhat: Tensor, sumDy: Tensor, count: number): [Tensor, Tensor] {
@@ -373,6 +420,15 @@ async function exchange(devices: Backend[], syncs: DeviceSync[], released: Promi
       throw new Error(`--syncBN: the devices' steps met different batch norms (${syncs.map((s, k) => `device ${k}: ${s.points.length}`).join(', ')}); every device must run the same layers`);
     }
     const parts = arrived.map((a) => a!.map((b) => new Float32Array(b)));
+    if (points[0]!.kind === 'reduce') {
+      parts[0]!.forEach((first, a) => {
+        const sum = new Float32Array(first.length);
+        weightedSum(sum, parts.map((p) => p[a]!), weights);
+        devices.forEach((d, k) => d.write(points[k]!.targets[a]!, sum));
+      });
+      arrived = await Promise.all(devices.map((d) => d.advance()));
+      continue;
+    }
     const counts = points.map((q) => q!.count);
     const total = counts.reduce((a, b) => a + b, 0);
     const C = parts[0]![0]!.length;

@@ -37,6 +37,11 @@ export interface LoopOptions<B extends LoopBatch> {
   step(batch: B): StepMetrics;
   /** Stepped and zeroed, in order, after each step; a recipe that interleaves them (a GAN) leaves this out. */
   optimizers?: readonly LoopOptimizer[];
+  /**
+   * The optimizers a recipe steps inside its step (a GAN's, between its forwards): the loop never
+   * steps them, but under --devices replicates them and sums the devices' gradients at each step().
+   */
+  inStepOptimizers?: readonly LoopOptimizer[];
   /** Once, on the run's very first batch (sample grids), before its step. */
   firstBatch?(batch: B): Promise<void>;
   /** Before each epoch's first step: training mode (and what stays frozen). */
@@ -72,8 +77,10 @@ export function loopSettings({ epochs, verbIter, maxIters, resume, devices, sync
 /** The replicas --devices asks for, made from the model and optimizers as they are after --resume. */
 async function openParallel<B extends LoopBatch>(o: LoopOptions<B>, run: Run): Promise<DataParallel | null> {
   if (o.devices === undefined || o.devices === '1') return null;
-  if (!o.optimizers?.length) throw new Error(`--devices ${o.devices}: this command steps its optimizers inside its own step (a GAN); it trains on one device`);
-  const parallel = await DataParallel.open(o.devices, [...o.save.map((s) => s.model), ...(o.replicate ?? [])], o.optimizers, { syncBN: o.syncBN ?? false });
+  const inStep = !o.optimizers?.length;
+  const optimizers = inStep ? (o.inStepOptimizers ?? []) : o.optimizers!;
+  if (!optimizers.length) throw new Error(`--devices ${o.devices}: this recipe names no optimizers for the loop to replicate; it trains on one device`);
+  const parallel = await DataParallel.open(o.devices, [...o.save.map((s) => s.model), ...(o.replicate ?? [])], optimizers, { syncBN: o.syncBN ?? false, inStep });
   if (parallel) run.log(`data-parallel over ${parallel.size} devices (${parallel.adapters.join(', ')}): each takes its share of every batch; gradients are summed on the host${parallel.syncBN ? '; batch norms use the global batch’s statistics (--syncBN)' : ''}`);
   return parallel;
 }

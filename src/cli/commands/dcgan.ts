@@ -6,11 +6,12 @@ import { writeFileSync } from 'node:fs';
 import { DcganDiscriminator, DcganGenerator } from '../../../models/dcgan.js';
 import { noGrad } from '../../autograd/tape.js';
 import { full, randn, zeros } from '../../creation.js';
-import { DataLoader } from '../../data/loader.js';
+import { DataLoader, type Batch } from '../../data/loader.js';
 import * as F from '../../functional.js';
 import { Adam } from '../../optim/adam.js';
 import { defaultGenerator, Generator } from '../../random.js';
 import { scope } from '../../scope.js';
+import type { Tensor } from '../../tensor.js';
 import { openSplits } from '../../train/splits.js';
 import { imageGridPng } from '../../train/png.js';
 import { Run } from '../../train/run.js';
@@ -97,8 +98,6 @@ export const dcgan = defineCommand(
     const optD = optimizerOf(a, netD.parameters());
     const optG = optimizerOf(a, netG.parameters());
     const fixedNoise = randn([64, a.nz, 1, 1], { generator: new Generator(a.manualSeed + 3) }).keep();
-    const real = full([a.batchSize], 1).keep();
-    const fake = full([a.batchSize], 0).keep();
     const generators = { data: order, noise, augment: loader.augmentGenerator, global: defaultGenerator };
     const args = { ...a, gan: { ndf: a.ndf, ngf: a.ngf, nz: a.nz, nc, imageSize, normalize } };
     try {
@@ -106,7 +105,7 @@ export const dcgan = defineCommand(
       const result = await trainLoop({
         ...loopSettings(a),
         run,
-        loader,
+        loader: withNoise(loader, a.nz, noise),
         save: [
           { model: netG, optimizer: optG, generators, args, prefix: 'netG' },
           { model: netD, optimizer: optD, generators, args, prefix: 'netD' },
@@ -116,12 +115,15 @@ export const dcgan = defineCommand(
           netD.train();
         },
         firstBatch: async (batch) => writeFileSync(run.path('real_samples.png'), imageGridPng(await batch.images.toArray() as Float32Array, batch.images.shape, { range: [-1, 1] })),
+        inStepOptimizers: [optD, optG],
         step: (batch) => {
+          // Targets made per step on the step's device (under --devices, each device's share).
+          const [real, fake] = [full([batch.size], 1), full([batch.size], 0)];
           // (1) the discriminator: maximise log D(x) + log(1 − D(G(z))).
           const outReal = netD.forward(batch.images);
           const errReal = F.binaryCrossEntropy(outReal, real);
           errReal.backward();
-          const generated = netG.forward(randn([a.batchSize, a.nz, 1, 1], { generator: noise }));
+          const generated = netG.forward(batch.noise);
           const outFake = netD.forward(generated.detach());
           const errFake = F.binaryCrossEntropy(outFake, fake);
           errFake.backward();
@@ -149,7 +151,7 @@ export const dcgan = defineCommand(
       return { outf, steps: result.steps, lossD: last?.loss_D ?? Number.NaN, lossG: last?.loss_G ?? Number.NaN };
     } finally {
       run.close();
-      for (const t of [fixedNoise, real, fake]) t.dispose();
+      fixedNoise.dispose();
       optD.dispose();
       optG.dispose();
       netD.dispose();
@@ -158,3 +160,21 @@ export const dcgan = defineCommand(
     }
   },
 );
+
+/**
+ * The loader's batches with the generator's input for each: N(0, 1) noise of (batch, nz, 1, 1),
+ * drawn when the batch is, so that data-parallel training cuts it into shares with the images.
+ */
+function withNoise(loader: DataLoader, nz: number, generator: Generator): AsyncIterable<Batch & { noise: Tensor }> & { length: number } {
+  return {
+    get length() {
+      return loader.length;
+    },
+    async *[Symbol.asyncIterator]() {
+      for await (const batch of loader) {
+        const noise = randn([batch.size, nz, 1, 1], { generator }).keep();
+        yield { ...batch, noise, dispose: () => (batch.dispose(), noise.dispose()) };
+      }
+    },
+  };
+}
