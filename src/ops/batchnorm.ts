@@ -4,6 +4,7 @@
 // `batchNormEval` normalises with the running statistics, which are then ordinary inputs.
 // With a BatchNormSync in attrs (--syncBN over several devices, as torch.nn.SyncBatchNorm) the
 // training row's statistics and its backward's sums are those of the global batch.
+import { Context } from '../context.js';
 import { Tensor } from '../tensor.js';
 import { groups1d, launch, overWindows, windowsFor, type Split } from '../gpu/launch.js';
 import type { KernelRef, OpCase, OpDef, RefTensor } from './op.js';
@@ -34,21 +35,13 @@ export interface BatchNormAttrs {
   sync?: BatchNormSync;
 }
 
-let activeSync: BatchNormSync | null = null;
+const activeSync = new Context<BatchNormSync | null>(null);
 
 /** Runs `fn` with training batch norms exchanging their statistics through `sync` (null: none). */
-export function withBatchNormSync<T>(sync: BatchNormSync | null, fn: () => T): T {
-  const previous = activeSync;
-  activeSync = sync;
-  try {
-    return fn();
-  } finally {
-    activeSync = previous;
-  }
-}
+export const withBatchNormSync = <T>(sync: BatchNormSync | null, fn: () => T): T => activeSync.run(sync, fn);
 
 /** The exchange training batch norms use now (withBatchNormSync), if any. */
-export const batchNormSync = (): BatchNormSync | null => activeSync;
+export const batchNormSync = (): BatchNormSync | null => activeSync.get();
 
 export interface BatchNormEvalAttrs {
   eps: number;

@@ -14,6 +14,7 @@
 // advance. An arena is then updated in ranges of parameters that have gradients and share
 // their state's age, one dispatch per range; a steady training loop has a single range. Parameters with
 // requiresGrad false never get a gradient; to save their moments' memory, leave them out.
+import { Context } from '../context.js';
 import type { BufferView, Uniforms } from '../gpu/backend.js';
 import { backend } from '../runtime.js';
 import { Tensor } from '../tensor.js';
@@ -66,22 +67,14 @@ function isGroupList<H extends Hyperparameters>(params: ParamsInput<H>): params 
 
 
 type StepRedirect = (optimizer: Optimizer<Hyperparameters>) => boolean;
-let stepRedirect: StepRedirect | null = null;
+const stepRedirect = new Context<StepRedirect | null>(null);
 
 /**
  * Runs `fn` with every Optimizer.step() first offered to `redirect`, which returns true when it
  * did the step itself: data-parallel training sums the devices' gradients there and steps the
  * current device's replica (src/train/data-parallel.ts).
  */
-export function withStepRedirect<T>(redirect: StepRedirect | null, fn: () => T): T {
-  const previous = stepRedirect;
-  stepRedirect = redirect;
-  try {
-    return fn();
-  } finally {
-    stepRedirect = previous;
-  }
-}
+export const withStepRedirect = <T>(redirect: StepRedirect | null, fn: () => T): T => stepRedirect.run(redirect, fn);
 export abstract class Optimizer<H extends Hyperparameters> {
   readonly paramGroups: ParamGroup<H>[];
   /** Updates applied to each parameter (PyTorch's state['step'] for Adam). */
@@ -171,7 +164,7 @@ export abstract class Optimizer<H extends Hyperparameters> {
   /** Applies one update to every parameter that has a gradient. */
   step(): void {
     // Data-parallel training may take the step over (a GAN's optimizers stepped inside its step).
-    if (stepRedirect?.(this)) return;
+    if (stepRedirect.get()?.(this)) return;
     this.checkAlive();
     this.gather();
     const common: Uniforms = { clip: this.clipArmed };
