@@ -111,6 +111,7 @@ export async function scoreStep(a: ScoreSettings, d: ScoreData, args: Record<str
         const fits = inferenceBatch(teacher, [spec.inChannels, spec.imageSize, spec.imageSize], a.batchSize);
         if (fits < a.batchSize) throw new UsageError(`score: --batchSize ${a.batchSize} does not fit the device memory for this teacher's forward pass; at most ${fits} do (DAWNET_MEMORY)`);
         const worker = `${hostname()}:${process.pid}`;
+        run.stepping = true;
         for (const s of todo) {
           if (run.interrupted) {
             run.log(`score: stopped with ${saved.size} of ${shards.length} shards scored; --resume ${a.outf} scores the rest`);
@@ -119,6 +120,7 @@ export async function scoreStep(a: ScoreSettings, d: ScoreData, args: Record<str
           save(s, { worker, candidates: await scoreShard(teacher, spec, d.scored, s) });
         }
       } finally {
+        run.stepping = false;
         teacher.dispose();
       }
     }
