@@ -3,8 +3,7 @@
 // it requires of the data, the stages an evaluation protocol reads as features, and the
 // state-dict prefix of its classifier, which a new task replaces. A new model is one file in
 // models/ plus one row here.
-import { CheckpointError } from '../src/checkpoint/checkpoint.js';
-import { readTensorFile } from '../src/checkpoint/pth.js';
+import { CheckpointError, sourceContents, sourcePath, type CheckpointSource } from '../src/checkpoint/checkpoint.js';
 import { fromRotNetName, ROTNET_PREFIX } from '../src/checkpoint/rotnet-names.js';
 import type { FeatureNet } from '../src/nn/feature-net.js';
 import { Generator } from '../src/random.js';
@@ -277,8 +276,9 @@ export function inferSpec(shapes: Shapes, path: string, model?: string): ModelSh
  * its arguments (args.modelSpec), else the one its state dict's names and shapes give (inferSpec),
  * which lacks the data's part (completeSpec); `model` (--model) names the model of a state dict.
  */
-export async function checkpointSpec(path: string, model?: string): Promise<CheckpointSpec> {
-  const { args, shapes } = await readDescribed(path);
+export async function checkpointSpec(source: CheckpointSource, model?: string): Promise<CheckpointSpec> {
+  const path = sourcePath(source);
+  const { args, shapes } = await readDescribed(source);
   const spec = args?.modelSpec as ModelSpec | undefined;
   if (spec && typeof spec.model === 'string') {
     if (!Object.hasOwn(ROWS, spec.model)) throw new CheckpointError(`${path} holds a '${spec.model}', which this dawnet does not know (models: ${Object.keys(ROWS).join(', ')})`);
@@ -288,8 +288,9 @@ export async function checkpointSpec(path: string, model?: string): Promise<Chec
 }
 
 /** A checkpoint's stored arguments (a dawnet run's) and its tensors' shapes. */
-async function readDescribed(path: string): Promise<{ args: Record<string, unknown> | undefined; shapes: Shapes }> {
-  const { tensors, metadata } = await readTensorFile(path);
+async function readDescribed(source: CheckpointSource): Promise<{ args: Record<string, unknown> | undefined; shapes: Shapes }> {
+  const path = sourcePath(source);
+  const { tensors, metadata } = await sourceContents(source);
   const shapes = new Map([...tensors].map(([k, t]) => [k, t.shape]));
   try {
     return { args: metadata.args === undefined ? undefined : (JSON.parse(metadata.args) as Record<string, unknown>), shapes };
@@ -312,8 +313,9 @@ export interface DiscriminatorSpec {
  * shape, its image size from its count of convolutions (4 at 32 px, 5 at 64 px) and the
  * example's normalisation to [-1, 1], said on `log`.
  */
-export async function discriminatorSpec(path: string, log: (line: string) => void = stderrLine): Promise<DiscriminatorSpec> {
-  const { args, shapes } = await readDescribed(path);
+export async function discriminatorSpec(source: CheckpointSource, log: (line: string) => void = stderrLine): Promise<DiscriminatorSpec> {
+  const path = sourcePath(source);
+  const { args, shapes } = await readDescribed(source);
   if (args?.gan) return args.gan as DiscriminatorSpec;
   const first = shapes.get('main.0.weight');
   const convCount = [...shapes].filter(([k, s]) => /^main\.\d+\.weight$/.test(k) && s.length === 4).length;

@@ -1,6 +1,7 @@
 // The training loop on a toy recipe (a linear layer on random batches): metrics act by their
 // declared kind, not their name (a NaN loss stops the run, a NaN value does not; rates stay off
-// the curves), and selection by a metric keeps the best epoch and stops early on patience.
+// the curves), selection by a metric keeps the best epoch and stops early on patience, and an
+// interruption stops after the step it arrived in, saves, and throws RunInterrupted.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { Linear } from '../src/nn/linear.js';
 import { constant } from '../src/optim/schedules.js';
 import { SGD } from '../src/optim/sgd.js';
 import { trainLoop, type LoopBatch } from '../src/train/loop.js';
-import { NonFiniteLossError, Run } from '../src/train/run.js';
+import { NonFiniteLossError, Run, RunInterrupted } from '../src/train/run.js';
 import { asAccuracy, asLoss, asValue } from '../src/train/trainer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dawnet-loop-test-'));
@@ -36,11 +37,12 @@ function toyLoader(): AsyncIterable<Toy> & { length: number } {
   };
 }
 
-async function toyRun(name: string, options: { scores?: number[]; scoreIsLoss?: boolean; patience?: number; lossScale?: number }) {
+async function toyRun(name: string, options: { scores?: number[]; scoreIsLoss?: boolean; patience?: number; lossScale?: number; interruptAtStep?: number; evaluated?: number[] }) {
   const run = new Run(join(root, name), 'test', {});
   const model = new Linear(3, 2, { generator: new Generator(1) });
   const optimizer = new SGD(model.parameters(), { lr: 0.1 });
   const scores = options.scores ?? [];
+  let steps = 0;
   try {
     return await trainLoop({
       run,
@@ -54,12 +56,17 @@ async function toyRun(name: string, options: { scores?: number[]; scoreIsLoss?: 
       ...(options.patience ? { patience: options.patience } : {}),
       train: () => model.train(),
       step: ({ x, y }) => {
+        // What the SIGINT handler does, during this step.
+        if (++steps === options.interruptAtStep) run.interrupted = true;
         const loss = F.mul(F.crossEntropy(model.forward(x), y), options.lossScale ?? 1);
         loss.backward();
         // Names that say the opposite of the kinds: 'objective' is the loss; 'loss_ratio' (0/0, NaN) only a value.
         return { objective: asLoss(loss), loss_ratio: asValue(F.div(F.sub(loss, loss), F.sub(loss, loss))) };
       },
-      evaluate: async (epoch) => ({ score: scores[epoch] === undefined ? undefined : (options.scoreIsLoss ? asLoss : asAccuracy)(scores[epoch]!) }),
+      evaluate: async (epoch) => {
+        options.evaluated?.push(epoch);
+        return { score: scores[epoch] === undefined ? undefined : (options.scoreIsLoss ? asLoss : asAccuracy)(scores[epoch]!) };
+      },
     });
   } finally {
     run.close();
@@ -102,5 +109,15 @@ describe('the training loop', () => {
   it('a metric declared a loss that becomes infinite stops the run, whatever its name', async () => {
     await expect(toyRun('diverged', { lossScale: Infinity })).rejects.toThrow(NonFiniteLossError);
     expect(existsSync(join(root, 'diverged', 'net_epoch_1.safetensors'))).toBe(false);
+  });
+
+  it('an interruption stops after its step, saves net_last without the held-out pass, and throws RunInterrupted', async () => {
+    const evaluated: number[] = [];
+    const stopped = toyRun('interrupted', { scores: [0.5, 0.6, 0.7], interruptAtStep: 3, evaluated });
+    await expect(stopped).rejects.toThrow(RunInterrupted);
+    await expect(stopped).rejects.toThrow(`stopped by SIGINT after step 3; continue with --resume ${join(root, 'interrupted')}`);
+    expect(evaluated).toEqual([0]);
+    expect((await loadCheckpoint(join(root, 'interrupted', 'net_last.safetensors'))).step).toBe(3);
+    expect(existsSync(join(root, 'interrupted', 'net_epoch_2.safetensors'))).toBe(false);
   });
 });

@@ -1,13 +1,15 @@
 // A run folder holds one run: a second run into it is refused and changes nothing, --resume
 // continues only that folder's run, the default folder is numbered, a lock stops two live runs,
-// a torn metrics line is repaired, SIGTERM and SIGINT save and exit 143 / 130, and evaluate compares class
-// names. Commands run in this process (pipelines shared) on 3 classes of 8 built-in images.
+// a torn metrics line is repaired, SIGTERM and SIGINT save and exit 143 / 130 (after the step in
+// flight, not at the next report; a second one, or one before training, quits at once), and
+// evaluate compares class names.
+// Commands run in this process (pipelines shared) on 3 classes of 8 built-in images.
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointError } from '../src/checkpoint/checkpoint.js';
+import { CheckpointError, loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { explainError } from '../src/cli/errors.js';
 import { runCommand } from '../src/cli/main.js';
 import { BUILTIN_ROOT } from '../src/data/builtin.js';
@@ -182,11 +184,98 @@ describe('signals', () => {
     });
     const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     expect(status, stderr).toBe(code);
-    expect(stderr).toContain(`interrupted (${signal}): finishing this step and saving`);
+    expect(stderr).toContain(`interrupted (${signal}): stopping after this step; ${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} again to quit now`);
     expect(stderr).not.toMatch(/\n\s+at /);
     const saved = readdirSync(outf);
     expect(saved.some((f) => f === 'net_last.safetensors' || /^net_epoch_\d+\.safetensors$/.test(f))).toBe(true);
     expect(saved).not.toContain('.lock');
+  });
+
+  // Six steps an epoch and no report inside one (--verbIter 1000): a signal can only be seen
+  // between steps, not at a readback. One epoch is trained here, then resumed in its own process.
+  const steps = 6;
+  const paced = (outf: string, extra: string[] = []) => [
+    '--dataroot', data, '--imageSize', '16', '--model', 'nin', '--ninStages', '3', '--batchSize', '8', '--epochSize', String(8 * steps), '--verbIter', '1000', '--outf', outf, ...extra,
+  ];
+  const pacedBase = join(root, 'runs', 'paced');
+  let pacedRun: Promise<unknown> | null = null;
+  /** A copy of the one-epoch run, for a test to resume and interrupt. */
+  const pacedCopy = async (name: string) => {
+    await (pacedRun ??= runCommand('train:rotnet', paced(pacedBase, ['--epochs', '1'])));
+    const outf = join(root, 'runs', name);
+    cpSync(pacedBase, outf, { recursive: true });
+    return outf;
+  };
+  /** Resumes `outf` for 50 epochs in its own process; `onOutput` sees stderr so far and may signal it. */
+  const resumeInChild = async (outf: string, onOutput: (stderr: string, signal: (s: NodeJS.Signals) => void) => void) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train:rotnet', ...paced(outf, ['--epochs', '50', '--resume', outf])], { env: { ...process.env, DAWNET_QUIET: '1' } });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      onOutput(stderr, (s) => child.exitCode === null && child.kill(s));
+    });
+    const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    return { status, stderr };
+  };
+
+  it('SIGINT stops a resumed run after the step in flight, not at its next report, and its checkpoint resumes (its own process)', async () => {
+    const outf = await pacedCopy('paced-once');
+    let sent = false;
+    // The run resumes at step 6 and runs steps 7–12 with no readback: once the line is out, the signal is pending before its first step.
+    const { status, stderr } = await resumeInChild(outf, (text, signal) => {
+      if (!sent && text.includes(`resumed from epoch 1, step ${steps}`)) {
+        sent = true;
+        signal('SIGINT');
+      }
+    });
+    expect(status, stderr).toBe(130);
+    // Step 7 was in flight, step 8 at most already queued behind it (before, the loop ran past the epoch's report at step 12).
+    const last = join(outf, 'net_last.safetensors');
+    const { step } = await loadCheckpoint(last);
+    expect(step).toBeGreaterThanOrEqual(steps + 1);
+    expect(step).toBeLessThanOrEqual(steps + 2);
+    expect(stderr).toContain('interrupted (SIGINT): stopping after this step; Ctrl-C again to quit now');
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(stderr).toContain(`stopped by SIGINT after step ${step}; continue with --resume ${outf}`);
+    expect(readdirSync(outf)).not.toContain('.lock');
+    const resumed = (await runCommand('train:rotnet', paced(outf, ['--epochs', '50', '--resume', last, '--maxIters', String(step! + 1)]))) as { steps: number };
+    expect(resumed.steps).toBe(step! + 1);
+  });
+
+  it('a second SIGINT while the first is honoured quits at once with 130, keeping what was written (its own process)', async () => {
+    const outf = await pacedCopy('paced-twice');
+    const before = readFileSync(join(outf, 'net_epoch_1.safetensors'));
+    let sent = 0;
+    const { status, stderr } = await resumeInChild(outf, (text, signal) => {
+      const next = sent === 0 ? `resumed from epoch 1, step ${steps}` : 'stopping after this step';
+      // The first is handled when its line is out; the step it waits for is still on the GPU.
+      if (sent < 2 && text.includes(next)) {
+        sent += 1;
+        signal('SIGINT');
+      }
+    });
+    expect(status, stderr).toBe(130);
+    expect(stderr).toContain('interrupted again (SIGINT): quitting now; checkpoints already written are kept');
+    expect(stderr).not.toContain('stopped (interrupted)');
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(readFileSync(join(outf, 'net_epoch_1.safetensors')).equals(before)).toBe(true);
+    expect(readdirSync(outf)).not.toContain('.lock');
+  });
+
+  it('SIGINT while the images are packed, before any step, quits at once with 130 and says so (its own process)', async () => {
+    const outf = join(root, 'runs', 'packing');
+    // A cache of its own, so that the folder is packed in this process.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train:rotnet', ...rotnet(outf, 1)], { env: { ...process.env, DAWNET_QUIET: '1', DAWNET_CACHE: join(root, 'cache-packing') } });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (/building the packed cache/.test(stderr) && child.exitCode === null && !child.killed) child.kill('SIGINT');
+    });
+    const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    expect(status, stderr).toBe(130);
+    expect(stderr).toContain('interrupted (SIGINT): no training step is running, so quitting now');
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(join(outf, 'net_last.safetensors'))).toBe(false);
   });
 
   it('no GPU adapter is one error with what to install, exit 1, no stack trace (its own process)', async () => {

@@ -23,10 +23,34 @@ import type { OptimizerStateDict, ParamState } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
 import { readTensorFile } from './pth.js';
 import { renameFromRotNet } from './rotnet-names.js';
-import { writeSafetensors, type SafetensorsTensor, type TensorSpec } from './safetensors.js';
+import { writeSafetensors, type SafetensorsContents, type SafetensorsTensor, type TensorSpec } from './safetensors.js';
 
 /** Raised on loading when the file does not fit the model or optimizer; lists every problem. */
 export class CheckpointError extends Error {}
+
+/**
+ * A checkpoint read into memory once, for a command that reads its description
+ * (checkpointSpec) and then its weights (loadCheckpoint): a large one is hundreds of MiB.
+ */
+export interface CheckpointFile {
+  path: string;
+  contents: SafetensorsContents;
+}
+
+/** A checkpoint's path, or the checkpoint already read (readCheckpointFile). */
+export type CheckpointSource = string | CheckpointFile;
+
+/** Reads a checkpoint (safetensors or .pth) once, to pass wherever a CheckpointSource is taken. */
+export async function readCheckpointFile(path: string): Promise<CheckpointFile> {
+  return { path, contents: await readTensorFile(path) };
+}
+
+/** The path of a source, for messages. */
+export const sourcePath = (source: CheckpointSource): string => (typeof source === 'string' ? source : source.path);
+
+/** The contents of a source: read now when it is a path, else the ones already read. */
+export const sourceContents = async (source: CheckpointSource): Promise<SafetensorsContents> =>
+  typeof source === 'string' ? readTensorFile(source) : source.contents;
 
 /** Bumped when the layout above changes incompatibly. */
 export const CHECKPOINT_FORMAT_VERSION = 1;
@@ -232,9 +256,10 @@ function checkJsonMetadata(path: string, metadata: Record<string, string>): void
  * mismatches are listed in one CheckpointError and nothing is loaded. Returns the metadata, RNG
  * states included, for the caller to restore (Generator.setState).
  */
-export async function loadCheckpoint(path: string, options: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(source: CheckpointSource, options: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
   const { model, strict = true, skip = [] } = options;
-  const { metadata, ...file } = await readTensorFile(path);
+  const path = sourcePath(source);
+  const { metadata, ...file } = await sourceContents(source);
   const tensors = renameFromRotNet(file.tensors, model);
   const versionText = metadata['dawnet.format_version'];
   const formatVersion = versionText === undefined ? null : Number(versionText);

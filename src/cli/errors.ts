@@ -2,6 +2,7 @@
 // line naming the file, flag or device and what to do, and an exit status (2: usage, 1: the
 // rest). The stack trace is printed only with DAWNET_DEBUG=1, since a user cannot act on it.
 import { defaultCacheRoot } from '../data/open.js';
+import { RunInterrupted } from '../train/run.js';
 import { UsageError } from './args.js';
 
 export interface Explained {
@@ -39,6 +40,7 @@ function fileSystemMessage(err: NodeJS.ErrnoException): string | null {
 /** Explains an error that reached a command's top level. */
 export function explainError(err: unknown): Explained {
   if (err instanceof UsageError) return { message: err.message, status: 2 };
+  if (err instanceof RunInterrupted) return { message: err.message, status: err.status };
   if (!(err instanceof Error)) return { message: `error: ${String(err)}`, status: 1 };
   const fs = fileSystemMessage(err as NodeJS.ErrnoException);
   if (fs) return { message: `error: ${fs}`, status: 1 };

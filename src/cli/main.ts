@@ -1,12 +1,12 @@
 // The entry point of dawnet's commands: `tsx src/cli/main.ts <command> [flags]`, which the npm
 // scripts (`npm run train:rotnet -- --help`) call. It opens the GPU, runs the command with the
 // CLI's error policy (src/cli/errors.ts: every error is one line and a non-zero exit, never a
-// stack trace), exits 130 / 143 after a run stopped by SIGINT / SIGTERM, and releases the
-// device so the process exits.
+// stack trace), exits 130 / 143 after a run stopped by SIGINT / SIGTERM (at once when no
+// training step is running), and releases the device so the process exits.
 import { pathToFileURL } from 'node:url';
 import { GpuError } from '../gpu/backend.js';
 import { init, shutdown } from '../runtime.js';
-import { takeInterruptionStatus } from '../train/run.js';
+import { quitOnSignalOutsideRuns, takeInterruptionStatus } from '../train/run.js';
 import { parseCommand, UsageError } from './args.js';
 import { reportError, runMain } from './errors.js';
 import { invoke, type CliCommand } from './common.js';
@@ -68,5 +68,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const fatal = (err: unknown) => process.exit(reportError(err));
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
+  quitOnSignalOutsideRuns();
   void runMain(() => main(process.argv.slice(2)));
 }

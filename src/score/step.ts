@@ -8,6 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../atomic-file.js';
+import { readCheckpointFile, type CheckpointFile } from '../checkpoint/checkpoint.js';
 import { checkClassNames } from '../checkpoint/classes.js';
 import { UsageError } from '../cli/args.js';
 import { checkDataMatches } from '../cli/common.js';
@@ -55,7 +56,10 @@ const clock = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 3600)}:${St
 export async function scoreStep(a: ScoreSettings, d: ScoreData, args: Record<string, unknown>): Promise<NonNullable<ReturnType<typeof readRanking>> | null> {
   if (a.shardSize % a.batchSize !== 0) throw new UsageError(`score: --shardSize ${a.shardSize} must be a multiple of --batchSize ${a.batchSize}, so that a shard runs the batches one process would`);
   if (a.queue) await checkReachable(a.queue);
-  const spec = await classifierSpec(a.teacher, d.train, a.model);
+  // Read once for its description and, when scored here, its weights (queue workers read their own).
+  let teacherFile: CheckpointFile | null = await readCheckpointFile(a.teacher);
+  const spec = await classifierSpec(teacherFile, d.train, a.model);
+  if (a.queue) teacherFile = null;
   checkDataMatches(spec, d.scored, `score: the teacher ${a.teacher}`);
   checkClassNames(a.teacher, spec, d.train.classes, d.dataName);
   const teacherHash = await fileHash(a.teacher);
@@ -106,11 +110,13 @@ export async function scoreStep(a: ScoreSettings, d: ScoreData, args: Record<str
         throw new Error(`score: ${failed.length} shard(s) failed on every attempt: ${list}; the ${saved.size} scored shard(s) are kept in ${shardDir}: fix the cause, then run again with --resume ${a.outf}`);
       }
     } else if (todo.length > 0) {
-      const teacher = await loadWeights(a.teacher, spec);
+      const teacher = await loadWeights(teacherFile ?? a.teacher, spec);
+      teacherFile = null;
       try {
         const fits = inferenceBatch(teacher, [spec.inChannels, spec.imageSize, spec.imageSize], a.batchSize);
         if (fits < a.batchSize) throw new UsageError(`score: --batchSize ${a.batchSize} does not fit the device memory for this teacher's forward pass; at most ${fits} do (DAWNET_MEMORY)`);
         const worker = `${hostname()}:${process.pid}`;
+        run.stepping = true;
         for (const s of todo) {
           if (run.interrupted) {
             run.log(`score: stopped with ${saved.size} of ${shards.length} shards scored; --resume ${a.outf} scores the rest`);
@@ -119,6 +125,7 @@ export async function scoreStep(a: ScoreSettings, d: ScoreData, args: Record<str
           save(s, { worker, candidates: await scoreShard(teacher, spec, d.scored, s) });
         }
       } finally {
+        run.stepping = false;
         teacher.dispose();
       }
     }

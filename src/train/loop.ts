@@ -6,6 +6,7 @@
 // metrics and generators exactly where the checkpoint left them.
 import { tensor } from '../creation.js';
 import { LRScheduler, type HasParamGroups, type Schedule } from '../optim/schedules.js';
+import { sync } from '../runtime.js';
 import { scope } from '../scope.js';
 import { DataParallel } from './data-parallel.js';
 import { isBetter, RunCheckpoints, type CheckpointSet, type Watched } from './run-checkpoints.js';
@@ -100,6 +101,27 @@ export interface LoopResult {
   bestPath: string;
 }
 
+/** The GPU work of the latest step, awaited once the next one is queued. */
+interface Queued {
+  done: Promise<void>;
+}
+
+/**
+ * Called after each step is queued: submits it, waits for the GPU to finish the step before it,
+ * and lets the event loop turn. The host so stays one step ahead of the GPU (which never waits
+ * for it) instead of queueing --verbIter steps before the next readback, and a SIGINT handler
+ * runs before the next step starts: Ctrl-C stops after the step in flight.
+ */
+async function paceStep(before: Queued | null): Promise<Queued> {
+  const done = sync();
+  // Awaited a step later; a failure meanwhile is not unhandled.
+  done.catch(() => undefined);
+  await before?.done;
+  // Two turns: a signal that arrived during this turn is read in the poll phase between them.
+  for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
+  return { done };
+}
+
 export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise<LoopResult> {
   const { run, loader, optimizers = [] } = o;
   const checkpoints = o.save.map((set) => new RunCheckpoints(run, set));
@@ -124,7 +146,10 @@ export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise
   const ran: EpochRecord[] = [];
   let epoch = start;
   const parallel = await openParallel(o, run);
+  run.stepping = true;
+  let queued: Queued | null = null;
   try {
+    if (run.interrupted) throw run.interruption(`before the first step${start > 0 ? `; ${o.resume} is as it was` : ', nothing was saved'}`);
     for (; epoch < o.epochs && !trainer.stopped; epoch++) {
       trainer.beginEpoch(epoch);
       if (!perIteration) for (const s of schedulers) s.at(epoch);
@@ -145,14 +170,19 @@ export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise
           });
         }
         batch.dispose();
+        queued = await paceStep(queued);
         if (await trainer.endStep(batch.size)) break;
       }
-      const results = (await o.evaluate?.(epoch)) ?? {};
+      await queued?.done;
+      queued = null;
+      // A signal part-way through an epoch saves at once; the held-out pass waits for a full epoch.
+      const interruptedPartWay = run.interrupted && trainer.stepInEpoch < loader.length;
+      const results = (interruptedPartWay ? undefined : await o.evaluate?.(epoch)) ?? {};
       const lr = schedulers[0]?.optimizer.paramGroups[0]?.lr;
       const record = await trainer.endEpoch(lr === undefined ? results : { lr: asRate(lr), ...results });
       ran.push(record);
       for (const c of checkpoints) await c.afterEpoch(trainer, epoch, watched(record));
-      if (trainer.stopped) break;
+      if (trainer.stopped || run.interrupted) break;
       const bestEpoch = bestEpochUpTo(epoch + 1);
       if (watch && o.patience && epoch + 1 - bestEpoch >= o.patience) {
         const best = trainer.history.find((r) => r.epoch === bestEpoch)?.[watch];
@@ -162,8 +192,10 @@ export async function trainLoop<B extends LoopBatch>(o: LoopOptions<B>): Promise
       }
     }
   } finally {
+    run.stepping = false;
     parallel?.close();
   }
+  if (run.interrupted) throw run.interruption(`after step ${trainer.step}; continue with --resume ${run.outf}`);
   const epochs = Math.min(epoch, o.epochs);
   const bestPath = checkpoints[0]?.path('best') ?? '';
   return { history: trainer.history, ran, steps: trainer.step, stopped: trainer.stopped, epochs, bestEpoch: bestEpochUpTo(epochs), bestPath };

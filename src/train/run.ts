@@ -1,6 +1,7 @@
 // What every training command shares: its output folder with the arguments saved, metrics as
 // JSON lines, a progress bar (a line per report when not on a terminal), a guard against
-// non-finite losses, and Ctrl-C or SIGTERM turned into "finish the step, save, exit 130 / 143".
+// non-finite losses, and Ctrl-C or SIGTERM turned into "finish the step, save, exit 130 / 143"
+// (a second one, or one while no step is running, quits at once).
 //
 // A run folder holds one run. A new run into a folder that holds another is refused (the default
 // folder, runs/<command>, becomes runs/<command>-2, -3, … instead); only --resume of that folder
@@ -146,6 +147,33 @@ export function takeInterruptionStatus(): number {
   return signal ? statusOf(signal) : 0;
 }
 
+/**
+ * A training loop stopped by SIGINT or SIGTERM after saving: thrown rather than returned, so
+ * that a command does none of the work that follows its loop (a final evaluation, its next
+ * stage). The CLI prints the message and exits with `status` (130, 143).
+ */
+export class RunInterrupted extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+}
+
+/**
+ * For the CLI: SIGINT or SIGTERM that nothing else handles (no run is open: the data is being
+ * opened and packed, the step measured) quits at once with 130 / 143. Nothing of a run is there
+ * to save, and what the process writes (packs, checkpoints) goes to a temporary name, then renamed.
+ */
+export function quitOnSignalOutsideRuns(): void {
+  const quit = (signal: NodeJS.Signals) => {
+    // An open Run, or the score worker, has its own listener and its own way to stop.
+    if (process.listenerCount(signal) > 1) return;
+    process.stderr.write(`interrupted (${signal}): no training step is running, so quitting now\n`);
+    process.exit(statusOf(signal));
+  };
+  process.on('SIGINT', quit);
+  process.on('SIGTERM', quit);
+}
+
 export interface ProgressState {
   epoch: number;
   epochs: number;
@@ -164,19 +192,27 @@ export class Run {
   private readonly tty = Boolean(process.stderr.isTTY);
   private readonly started = Date.now();
   /**
-   * Set by SIGINT (Ctrl-C) or SIGTERM: the loop finishes its step, saves, and returns. A run that
-   * starts after a signal (a command's next stage) starts interrupted.
+   * Set by SIGINT (Ctrl-C) or SIGTERM: the loop finishes its step, saves, and throws
+   * RunInterrupted. A run that starts after a signal (a command's next stage) starts interrupted.
    */
   interrupted = lastSignal !== null;
+  /**
+   * Whether a loop that checks `interrupted` after each step is running (trainLoop, the scorer's
+   * shards). A signal outside one (loading a checkpoint, building the model, a final
+   * evaluation) has no step to finish, so it quits at once.
+   */
+  stepping = false;
   private readonly lock: string;
   private readonly onSignal = (signal: NodeJS.Signals) => {
-    if (this.interrupted) {
+    const again = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+    if (this.interrupted || !this.stepping) {
+      this.log(this.interrupted ? `interrupted again (${signal}): quitting now; checkpoints already written are kept` : `interrupted (${signal}): no training step is running, so quitting now`);
       this.releaseLock();
       process.exit(statusOf(signal));
     }
     this.interrupted = true;
     lastSignal = signal;
-    this.log(`interrupted (${signal}): finishing this step and saving (send it again to quit now)`);
+    this.log(`interrupted (${signal}): stopping after this step; ${again} again to quit now`);
   };
   private readonly releaseLock = () => {
     if (!lockedHere.delete(this.lock)) return;
@@ -207,6 +243,12 @@ export class Run {
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
     process.on('exit', this.releaseLock);
+  }
+
+  /** The error a loop stopped by a signal ends with: "stopped by SIGINT <what>"; takes the signal's status. */
+  interruption(what: string): RunInterrupted {
+    const status = takeInterruptionStatus() || 130;
+    return new RunInterrupted(`stopped by ${status === 143 ? 'SIGTERM' : 'SIGINT'} ${what}`, status);
   }
 
   path(name: string): string {

@@ -7,7 +7,7 @@ import { GanClassifier } from '../../../models/dcgan.js';
 import { HeadedNet } from '../../../models/headed.js';
 import { HeadSet, type HeadType } from '../../../models/heads.js';
 import { buildModel, checkpointSpec, classifierPrefix, completeSpec, discriminatorSpec, type HeadSpec, type ModelSpec } from '../../../models/registry.js';
-import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import { loadCheckpoint, readCheckpointFile, type CheckpointFile } from '../../checkpoint/checkpoint.js';
 import type { Dataset } from '../../data/dataset.js';
 import { defaultGenerator } from '../../random.js';
 import { channelStats, labeledSplit, openSplits } from '../../train/splits.js';
@@ -125,10 +125,13 @@ export const finetune = defineCommand(
       '         npm run train:finetune -- --head runs/probe/net_best.safetensors --trainSamples 100 --lr 0.001 --epochs 15',
   },
   async (a) => {
-    const probe = a.head ? await probeHeadOf(a.head, a.headBlock) : null;
+    // Each file is read once, for its description and then its weights, and dropped once they are on the device.
+    let headFile: CheckpointFile | null = a.head ? await readCheckpointFile(a.head) : null;
+    const probe = headFile ? await probeHeadOf(headFile, a.headBlock) : null;
     const net = a.net ?? probe?.net;
     if (!net) throw new UsageError('train:finetune: --net is required (a checkpoint written by train:rotnet), or --head (one written by train:probe)');
-    const pretrained = await checkpointSpec(net, a.model);
+    let file: CheckpointFile | null = await readCheckpointFile(net);
+    const pretrained = await checkpointSpec(file, a.model);
     return classify('train:finetune', a, {
       spec: async (data, normalize) => ({
         ...completeSpec(pretrained, data, pretrained.normalize ?? normalize, net),
@@ -138,22 +141,25 @@ export const finetune = defineCommand(
       }),
       load: async (model, spec) => {
         const head = classifierPrefix(spec);
-        const loaded = await loadCheckpoint(net, { model, strict: false, skip: [head] });
+        const loaded = await loadCheckpoint(file ?? net, { model, strict: false, skip: [head] });
+        file = null;
         const lacking = loaded.missing.filter((k) => !k.startsWith(head));
         if (lacking.length > 0) throw new UsageError(`${net} lacks backbone tensors: ${lacking.slice(0, 5).join(', ')}`);
         if (probe && model instanceof HeadedNet) {
           // The probe saved its heads under their blocks' names: the same wrapper reads this one.
-          const kept = await loadCheckpoint(a.head!, { model: new HeadSet([[probe.head.block, model.head]]), strict: false });
+          const kept = await loadCheckpoint(headFile ?? a.head!, { model: new HeadSet([[probe.head.block, model.head]]), strict: false });
           if (kept.missing.length > 0) throw new UsageError(`--head ${a.head} lacks the head's tensors: ${kept.missing.slice(0, 5).join(', ')}`);
         }
+        headFile = null;
       },
     });
   },
 );
 
 /** The head a train:probe checkpoint holds on `block` (its first by default) and the network it probed. */
-async function probeHeadOf(path: string, block: string | undefined): Promise<{ net: string; head: HeadSpec }> {
-  const { args } = await loadCheckpoint(path);
+async function probeHeadOf(file: CheckpointFile, block: string | undefined): Promise<{ net: string; head: HeadSpec }> {
+  const { path } = file;
+  const { args } = await loadCheckpoint(file);
   const probe = args?.probe as { blocks: string[]; head: HeadType; poolSizes?: Record<string, number> } | undefined;
   if (!probe || typeof args?.net !== 'string') throw new UsageError(`--head ${path}: not a train:probe checkpoint (its metadata has no probe description)`);
   const chosen = block ?? probe.blocks[0]!;
@@ -197,7 +203,8 @@ export const ganClassifier = defineCommand(
   async (a) => {
     const netD = a.netD;
     if (!netD) throw new UsageError('train:gan-classifier: --netD is required (a checkpoint written by train:dcgan)');
-    const gan = await discriminatorSpec(netD);
+    let file: CheckpointFile | null = await readCheckpointFile(netD);
+    const gan = await discriminatorSpec(file);
     return classify('train:gan-classifier', a, {
       spec: async (data) => ({
         model: 'dcgan-classifier',
@@ -211,7 +218,8 @@ export const ganClassifier = defineCommand(
       }),
       load: async (model) => {
         if (!(model instanceof GanClassifier)) throw new Error('train:gan-classifier: expected a GanClassifier');
-        await loadCheckpoint(netD, { model: model.discriminator });
+        await loadCheckpoint(file ?? netD, { model: model.discriminator });
+        file = null;
       },
       ...(a.regularized ? { headDropout: 0.6 } : { defaultFreeze: 'trunk' }),
     });

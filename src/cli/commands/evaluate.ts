@@ -1,6 +1,7 @@
 // evaluate — top-1 and top-5 of a classifier checkpoint on labeled images (the test split of
 // --dataroot by default), or of an ensemble: several --net checkpoints whose softmax outputs are
 // averaged. Prints a table and one JSON line on stdout.
+import { readCheckpointFile, type CheckpointFile } from '../../checkpoint/checkpoint.js';
 import { checkClassNames } from '../../checkpoint/classes.js';
 import type { Dataset } from '../../data/dataset.js';
 import { DataLoader } from '../../data/loader.js';
@@ -58,10 +59,13 @@ export const evaluateCommand = defineCommand(
     const perNet: EvaluateResult['perNet'] = [];
     try {
       for (const net of a.net) {
-        const described = await checkpointSpec(net, a.model);
+        // Read once for its description, then its weights; dropped once they are on the device.
+        let file: CheckpointFile | null = await readCheckpointFile(net);
+        const described = await checkpointSpec(file, a.model);
         splits ??= await openSplits(a.dataroot, { imageSize: a.imageSize ?? described.imageSize, channels: described.inChannels === 3 ? 3 : 1 });
         data ??= a.split === 'test' ? splits.test : splits.train;
-        const { model, spec } = await loadClassifier(net, splits.train, a.model);
+        const { model, spec } = await loadClassifier(file, splits.train, a.model);
+        file = null;
         try {
           checkDataMatches(spec, data, net);
           checkClassNames(net, spec, data.classes, `the ${a.split} split of ${a.dataroot ?? 'the built-in set'}`);

@@ -5,7 +5,7 @@
 import { HEAD_TYPES, HeadSet, headOf, type HeadType } from '../../../models/heads.js';
 import { buildModel, checkpointSpec, completeSpec, featureBlocks } from '../../../models/registry.js';
 import { noGrad } from '../../autograd/tape.js';
-import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import { loadCheckpoint, readCheckpointFile, type CheckpointFile } from '../../checkpoint/checkpoint.js';
 import { DataLoader } from '../../data/loader.js';
 import * as F from '../../functional.js';
 import type { Module } from '../../nn/module.js';
@@ -88,7 +88,9 @@ export const probe = defineCommand(
   },
   async (a): Promise<ProbeResult> => {
     if (!a.net) throw new UsageError('train:probe: --net is required (a checkpoint written by train:rotnet)');
-    const described = await checkpointSpec(a.net, a.model);
+    // Read once for its description, then its weights; dropped once they are on the device.
+    let net: CheckpointFile | null = await readCheckpointFile(a.net);
+    const described = await checkpointSpec(net, a.model);
     const outf = outfOf('train:probe', a);
     const splits = await openSplits(a.dataroot, { imageSize: a.imageSize ?? described.imageSize, channels: requestedChannels(a.channels) ?? (described.inChannels === 1 ? 1 : 3) });
     const disposers: (() => void)[] = [];
@@ -97,7 +99,8 @@ export const probe = defineCommand(
       const trunk = buildModel(spec, a.manualSeed);
       disposers.push(() => trunk.dispose());
       checkDataMatches(spec, splits.train, 'train:probe');
-      await loadCheckpoint(a.net, { model: trunk });
+      await loadCheckpoint(net, { model: trunk });
+      net = null;
       trunk.eval();
       for (const p of trunk.parameters()) p.requiresGrad_(false);
       const { labeled } = labeledSplit(splits.train, a.trainSamples);
