@@ -87,7 +87,7 @@ export async function serveShards(o: WorkerOptions): Promise<number> {
         await job.moveToCompleted({ worker: name, candidates }, name, false);
         scored++;
         const seconds = (Date.now() - started) / 1000;
-        o.log(`score:worker ${name}: shard ${s.start}–${s.end} done in ${seconds.toFixed(1)} s (${((s.end - s.start) / seconds).toFixed(1)} images/s)`);
+        o.log(`score:worker ${name}: shard ${s.start}–${s.end} done in ${seconds.toFixed(2)} s (${((s.end - s.start) / seconds).toFixed(1)} images/s)`);
       } catch (err) {
         o.log(`score:worker ${name}: shard ${s.start}–${s.end} failed: ${err instanceof Error ? err.message : String(err)}`);
         await job.moveToFailed(err instanceof Error ? err : new Error(String(err)), name, false);
