@@ -330,10 +330,7 @@ export class DataParallel {
     const arenas = devices.map((device, k) =>
       onDevice(device, () => (k === 0 ? this.optimizers : this.replicas[k - 1]!.optimizers).flatMap((o) => o.gradientArenas())),
     );
-    arenas.forEach((views, k) => {
-      // A device with a lower binding limit cuts its arenas differently: they cannot be summed.
-      if (views.length !== arenas[0]!.length || views.some((v, a) => v.size !== arenas[0]![a]!.size)) throw new Error(`--devices: device ${k}'s optimizer arenas are laid out unlike device 0's (its storage-binding limit differs); use adapters of one kind`);
-    });
+    checkArenaLayouts(arenas);
     let t = performance.now();
     const read = await Promise.all(arenas.map((views, k) => Promise.all(views.map((v) => devices[k]!.read(v)))));
     this.overheadMs.read = performance.now() - t;
@@ -421,6 +418,7 @@ async function exchange(devices: Backend[], syncs: DeviceSync[], released: Promi
     }
     const parts = arrived.map((a) => a!.map((b) => new Float32Array(b)));
     if (points[0]!.kind === 'reduce') {
+      checkArenaLayouts(points.map((q) => q!.targets));
       parts[0]!.forEach((first, a) => {
         const sum = new Float32Array(first.length);
         weightedSum(sum, parts.map((p) => p[a]!), weights);
@@ -453,6 +451,13 @@ async function exchange(devices: Backend[], syncs: DeviceSync[], released: Promi
     }
     arrived = await Promise.all(devices.map((d) => d.advance()));
   }
+}
+
+/** Throws unless every device's gradient arenas match device 0's one for one (a device with a lower binding limit cuts them differently: they cannot be summed). */
+function checkArenaLayouts(arenas: BufferView[][]): void {
+  arenas.forEach((views, k) => {
+    if (views.length !== arenas[0]!.length || views.some((v, a) => v.size !== arenas[0]![a]!.size)) throw new Error(`--devices: device ${k}'s optimizer arenas are laid out unlike device 0's (its storage-binding limit differs); use adapters of one kind`);
+  });
 }
 
 /** out = Σ_k w_k · parts_k elementwise, added in float64 in the order of the parts, rounded once to float32. */
