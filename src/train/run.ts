@@ -274,19 +274,20 @@ export class Run {
     const fields = {
       epochs: s.epochs,
       ep: s.epoch,
-      loss: s.loss === undefined ? '-' : s.loss.toFixed(4),
+      // A recipe without a single loss (a GAN's loss_D, loss_G) shows only its own metrics.
+      loss: s.loss === undefined ? '' : ` | loss ${s.loss.toFixed(4)}`,
       speed: s.imagesPerSecond === undefined ? '-' : s.imagesPerSecond.toFixed(1),
       peak: s.peakMemoryMiB === undefined ? '-' : s.peakMemoryMiB.toFixed(1),
       extra: s.extra ? Object.entries(s.extra).map(([k, v]) => ` | ${k} ${v.toFixed(4)}`).join('') : '',
     };
     if (!this.tty) {
-      process.stderr.write(`epoch ${s.epoch}/${s.epochs} step ${s.step}/${s.steps} | ${fields.speed} img/s | peak ${fields.peak} MiB | loss ${fields.loss}${fields.extra}\n`);
+      process.stderr.write(`epoch ${s.epoch}/${s.epochs} step ${s.step}/${s.steps} | ${fields.speed} img/s | peak ${fields.peak} MiB${fields.loss}${fields.extra}\n`);
       return;
     }
     if (!this.bar) {
       this.bar = new cliProgress.SingleBar(
         {
-          format: 'epoch {ep}/{epochs} |{bar}| {value}/{total} | {speed} img/s | peak {peak} MiB | loss {loss}{extra} | ETA {eta_formatted}',
+          format: 'epoch {ep}/{epochs} |{bar}| {value}/{total} | {speed} img/s | peak {peak} MiB{loss}{extra} | ETA {eta_formatted}',
           stream: process.stderr,
           hideCursor: true,
           etaBuffer: 50,
